@@ -1,0 +1,22 @@
+"""fnn: a functional neural-network library on JAX.
+
+Every model, activation, loss and optimizer is a pure function over pytrees; every
+gradient comes from ``jax.grad``; a training run is one compiled program.
+"""
+
+__version__ = "0.1.0"
+
+from fnn import activations, initializers, layers, losses, metrics, models
+from fnn.activations import (
+    elu, identity, leaky_relu, log_softmax, prelu, relu, sigmoid, softmax, step, tanh,
+)
+from fnn.layers import Layer, dense, serial
+from fnn.models import mlp
+
+__all__ = [
+    "__version__",
+    "activations", "initializers", "layers", "losses", "metrics", "models",
+    "step", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu",
+    "softmax", "log_softmax", "identity",
+    "Layer", "dense", "serial", "mlp",
+]

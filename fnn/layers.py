@@ -1,0 +1,186 @@
+r"""Layers as pure ``(init, apply)`` pairs.
+
+A :class:`Layer` owns no state. ``init(key, input_shape) -> params`` builds the
+parameter pytree for ONE example of shape ``input_shape`` (no batch axis);
+``apply(params, x) -> y`` runs the forward stage on ``x`` with any number of leading
+batch axes. Because params are an ordinary pytree, ``jax.grad`` of a loss of
+``apply`` returns gradients of the same structure, and ``jax.vmap`` over ``init``
+builds ensembles.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from fnn import _checks
+from fnn import activations as _activations
+from fnn import initializers as _initializers
+
+__all__ = ["Layer", "dense", "prelu", "serial"]
+
+Params = Any
+
+
+class Layer(NamedTuple):
+    """A layer: ``init(key, input_shape) -> params`` and ``apply(params, x) -> y``."""
+
+    init: Callable[..., Params]
+    apply: Callable[[Params, jax.Array], jax.Array]
+
+
+def _input_shape(fn: str, input_shape: Any) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except TypeError:
+        _checks.fail(fn, "input_shape", "be a tuple of ints (the shape of one example)",
+                     repr(input_shape), TypeError)
+    if not shape or any(d <= 0 for d in shape):
+        _checks.fail(fn, "input_shape", "be a non-empty tuple of positive ints", repr(input_shape))
+    return shape
+
+
+def dense(features: int, *, w_init: Callable = None, b_init: Callable = _initializers.zeros,
+          dtype=jnp.float32) -> Layer:
+    r"""Fully connected layer: the net sum of every neuron at once.
+
+    Each of the ``features`` neurons multiplies every input by its weight, adds the
+    products and its bias (the perceptron's "net sum"):
+
+    .. math:: z = x W + b, \qquad z_j = \sum_i x_i W_{ij} + b_j
+
+    Params: ``{"w": (in, features), "b": (features,)}`` where ``in = input_shape[-1]``.
+    The kernel is ``(in, out)`` (PyTorch stores ``(out, in)`` and computes ``x W^T``).
+
+    Args:
+      features: number of output units.
+      w_init: kernel initializer, default :func:`fnn.initializers.glorot_uniform`.
+      b_init: bias initializer, default zeros.
+      dtype: dtype of the params made by ``init``.
+
+    Returns:
+      A :class:`Layer`. ``apply(params, x)`` takes ``x`` of shape ``(..., in)`` and
+      returns ``(..., features)`` in the promoted dtype of ``x`` and the params.
+
+    Raises:
+      ValueError: from ``apply`` when ``x.shape[-1]`` does not equal ``in``, naming the
+        layer and both shapes (at trace time, before any XLA error).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnn
+      >>> layer = fnn.dense(3)
+      >>> params = layer.init(jax.random.key(0), (2,))
+      >>> jax.tree.map(jnp.shape, params)
+      {'b': (3,), 'w': (2, 3)}
+      >>> layer.apply(params, jnp.ones((5, 2))).shape
+      (5, 3)
+    """
+    features = _checks.positive_int("dense", "features", features)
+    w_init = _initializers.glorot_uniform() if w_init is None else w_init
+    name = f"dense({features})"
+
+    def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
+        shape = _input_shape(name, input_shape)
+        w_key, b_key = jax.random.split(key)
+        return {"w": w_init(w_key, (shape[-1], features), dtype),
+                "b": b_init(b_key, (features,), dtype)}
+
+    def apply(params: Params, x: ArrayLike) -> jax.Array:
+        return dense_apply(params, x, name=name)
+
+    return Layer(init, apply)
+
+
+def dense_apply(params: Params, x: ArrayLike, *, name: str = "dense") -> jax.Array:
+    """``x @ params["w"] + params["b"]`` with the input-size check (used by models)."""
+    _checks.array_like(name, "x", x)
+    w, b = params["w"], params["b"]
+    if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != w.shape[0]:
+        _checks.fail(name, "x", f"have last dimension {w.shape[0]} to match the kernel w of shape "
+                     f"{tuple(w.shape)}", f"x of shape {tuple(jnp.shape(x))}")
+    return jnp.asarray(x) @ w + b
+
+
+def prelu(init_alpha: float = 0.25, *, dtype=jnp.float32) -> Layer:
+    r"""PReLU layer: :func:`fnn.activations.prelu` with a learnable scalar slope.
+
+    .. math:: f(x) = x \text{ if } x \ge 0 \text{ else } \alpha x, \qquad
+              \frac{\partial f}{\partial \alpha} = 0 \text{ if } x \ge 0 \text{ else } x
+
+    Params: ``{"alpha": ()}``, initialised to ``init_alpha`` (0.25, as in He et al. and
+    PyTorch). One slope shared by all units, as PyTorch's default ``num_parameters=1``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnn
+      >>> layer = fnn.layers.prelu()
+      >>> params = layer.init(jax.random.key(0), (3,))
+      >>> layer.apply(params, jnp.array([-4.0, 0.0, 4.0]))
+      Array([-1.,  0.,  4.], dtype=float32)
+    """
+    _checks.number("prelu", "init_alpha", init_alpha)
+
+    def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
+        del key
+        _input_shape("prelu", input_shape)
+        return {"alpha": jnp.asarray(init_alpha, dtype)}
+
+    def apply(params: Params, x: ArrayLike) -> jax.Array:
+        return _activations.prelu(x, params["alpha"])
+
+    return Layer(init, apply)
+
+
+def _as_layer(fn: str, i: int, layer: Any) -> Layer:
+    if isinstance(layer, Layer):
+        return layer
+    if callable(layer):
+        return Layer(lambda key, input_shape: (), lambda params, x: layer(x))
+    _checks.fail(fn, f"layers[{i}]", "be a Layer or a callable such as fnn.relu",
+                 type(layer).__name__, TypeError)
+
+
+def serial(*layers: Layer | Callable[[jax.Array], jax.Array]) -> Layer:
+    r"""Compose layers: the output of each is the input of the next.
+
+    .. math:: y = f_n(\dots f_2(f_1(x)))
+
+    A plain callable (``fnn.relu``, ``jnp.tanh``) is a layer without params; its params
+    are ``()``. Params of the composition are a list with one entry per layer.
+    ``init`` infers each layer's input shape from the previous one with
+    ``jax.eval_shape`` (no computation).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnn
+      >>> net = fnn.serial(fnn.dense(4), fnn.relu, fnn.dense(1))
+      >>> params = net.init(jax.random.key(0), (3,))
+      >>> [jax.tree.map(jnp.shape, p) for p in params]
+      [{'b': (4,), 'w': (3, 4)}, (), {'b': (1,), 'w': (4, 1)}]
+      >>> net.apply(params, jnp.ones((2, 3))).shape
+      (2, 1)
+    """
+    if not layers:
+        _checks.fail("serial", "layers", "contain at least one layer", "none")
+    parts = [_as_layer("serial", i, layer) for i, layer in enumerate(layers)]
+
+    def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
+        shape = _input_shape("serial", input_shape)
+        params = []
+        for part, part_key in zip(parts, jax.random.split(key, len(parts))):
+            p = part.init(part_key, shape)
+            out = jax.eval_shape(part.apply, p, jax.ShapeDtypeStruct(shape, jnp.float32))
+            shape = tuple(out.shape)
+            params.append(p)
+        return params
+
+    def apply(params: Params, x: ArrayLike) -> jax.Array:
+        if not isinstance(params, (list, tuple)) or len(params) != len(parts):
+            _checks.fail("serial", "params", f"be a list of {len(parts)} per-layer params",
+                         f"{type(params).__name__} of length {len(params) if hasattr(params, '__len__') else '?'}")
+        for part, p in zip(parts, params):
+            x = part.apply(p, x)
+        return x
+
+    return Layer(init, apply)

@@ -1,0 +1,47 @@
+r"""Metrics: numbers to read, not to differentiate."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from fnn import _checks
+
+__all__ = ["accuracy"]
+
+
+def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
+    r"""Fraction of correct predictions.
+
+    Multi-class (``logits`` of shape ``(..., K)`` with ``K > 1``, integer ``labels`` of
+    shape ``(...,)``): the prediction is :math:`\arg\max_k z_k`. Binary (one output:
+    ``logits`` of shape ``(...,)`` or ``(..., 1)``): the prediction is
+    :math:`[z \ge 0]`, i.e. :math:`\sigma(z) \ge 0.5` — the sigmoid rule of the notes.
+
+    .. math:: \text{accuracy} = \frac1n \sum_i [\hat y_i = y_i]
+
+    Returns:
+      float32 scalar in [0, 1] (float32 even for bfloat16 logits, so the count is exact).
+
+    Raises:
+      ValueError: if the shapes do not fit either case.
+
+    Example:
+      >>> import jax.numpy as jnp, fnn
+      >>> fnn.metrics.accuracy(jnp.array([[2.0, 1.0], [0.0, 3.0]]), jnp.array([0, 0]))
+      Array(0.5, dtype=float32)
+      >>> fnn.metrics.accuracy(jnp.array([1.5, -0.5, 0.0]), jnp.array([1, 0, 0]))
+      Array(0.6666667, dtype=float32)
+    """
+    _checks.array_like("accuracy", "logits", logits)
+    _checks.array_like("accuracy", "labels", labels)
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    if logits.shape == labels.shape:
+        predicted = logits >= 0
+    elif logits.ndim >= 1 and logits.shape[:-1] == labels.shape:
+        predicted = logits[..., 0] >= 0 if logits.shape[-1] == 1 else jnp.argmax(logits, axis=-1)
+    else:
+        _checks.fail("accuracy", "labels", f"have shape {logits.shape[:-1]} (class indices) or "
+                     f"{logits.shape} (binary)", f"shape {labels.shape} for logits {logits.shape}")
+    return jnp.mean(predicted.astype(labels.dtype) == labels, dtype=jnp.float32)

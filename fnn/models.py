@@ -1,0 +1,136 @@
+r"""Ready-made models: the multi-layer perceptron.
+
+A multi-layer perceptron (the notes: "a multi-layer perceptron is called a neural
+network") stacks dense layers with a non-linear activation between them. Forward stage,
+layer :math:`l = 1 \dots L` with :math:`a^{(0)} = x`:
+
+.. math:: z^{(l)} = a^{(l-1)} W^{(l)} + b^{(l)}, \qquad a^{(l)} = f(z^{(l)}) \;(l < L),
+          \qquad \hat y = g(z^{(L)})
+
+with :math:`f` the hidden activation and :math:`g` the output activation (identity by
+default: the model returns logits, and the losses apply sigmoid/softmax stably).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from fnn import _checks
+from fnn import activations as _activations
+from fnn import initializers as _initializers
+from fnn.layers import Layer, dense, dense_apply
+
+__all__ = ["mlp", "default_w_init"]
+
+_RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu")
+
+
+def _resolve(fn: str, arg: str, activation) -> tuple[str | None, Callable]:
+    """(name or None, function) for an activation given by name or callable."""
+    if activation is None:
+        return "identity", _activations.identity
+    if isinstance(activation, str):
+        try:
+            return activation, _activations.get(activation)
+        except ValueError:
+            _checks.fail(fn, arg, f"be one of {', '.join(_activations.names())} or a callable",
+                         repr(activation))
+    if callable(activation):
+        for name in _activations.names():
+            if _activations.get(name) is activation:
+                return name, activation
+        return None, activation
+    _checks.fail(fn, arg, "be an activation name or a callable", type(activation).__name__, TypeError)
+
+
+def default_w_init(activation) -> Callable:
+    """The kernel initializer suited to a hidden activation.
+
+    He normal for the ReLU family (relu, leaky_relu, prelu, elu): ReLU passes half of
+    its inputs, so doubling the variance keeps signals at scale. Glorot uniform for
+    everything else (sigmoid, tanh, identity, custom callables).
+    """
+    name, _ = _resolve("default_w_init", "activation", activation)
+    return _initializers.he_normal() if name in _RELU_FAMILY else _initializers.glorot_uniform()
+
+
+def mlp(features: Sequence[int], activation="relu", output_activation=None, w_init=None, *,
+        b_init: Callable = _initializers.zeros, prelu_init_alpha: float = 0.25,
+        dtype=jnp.float32) -> Layer:
+    r"""Multi-layer perceptron: dense layers with ``activation`` between them.
+
+    Params are a list with one dict per dense layer, ``[{"w": (in, h1), "b": (h1,)},
+    {"w": (h1, h2), "b": (h2,)}, ...]``; with ``activation="prelu"`` each hidden layer's
+    dict also holds its learned slope ``"alpha": ()``. This flat layout is what
+    :func:`fnn.backprop.mlp_grads` and :func:`fnn.diagnostics.layer_grad_norms` read.
+
+    Args:
+      features: hidden sizes then the output size, e.g. ``[128, 64, 10]``.
+      activation: hidden activation, a name from :func:`fnn.activations.names` or a
+        callable ``x -> y``. ``"relu"`` + softmax cross-entropy is the notes' recipe for
+        multi-class problems; ``"relu"`` + binary cross-entropy (sigmoid) for binary.
+      output_activation: applied to the last layer; ``None`` (identity) returns logits,
+        which is what the losses expect.
+      w_init: kernel initializer for every layer; default :func:`default_w_init` of
+        ``activation`` for hidden layers and Glorot uniform for the output layer.
+      b_init: bias initializer (zeros).
+      prelu_init_alpha: initial slope when ``activation="prelu"``.
+      dtype: params dtype.
+
+    Returns:
+      A :class:`fnn.layers.Layer`; ``apply(params, x)`` maps ``(..., in)`` to
+      ``(..., features[-1])``.
+
+    Raises:
+      ValueError: for empty or non-positive ``features``, an unknown activation name,
+        or (from ``apply``) an input whose last axis does not match the first kernel.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnn
+      >>> model = fnn.mlp([16, 3])
+      >>> params = model.init(jax.random.key(0), (4,))
+      >>> [p["w"].shape for p in params]
+      [(4, 16), (16, 3)]
+      >>> model.apply(params, jnp.ones((8, 4))).shape
+      (8, 3)
+    """
+    if isinstance(features, int) or not isinstance(features, Sequence) or len(features) == 0:
+        _checks.fail("mlp", "features", "be a non-empty list of layer sizes such as [128, 10]",
+                     repr(features))
+    sizes = [_checks.positive_int("mlp", f"features[{i}]", f) for i, f in enumerate(features)]
+    act_name, act = _resolve("mlp", "activation", activation)
+    _, out_act = _resolve("mlp", "output_activation", output_activation)
+    hidden_init = w_init if w_init is not None else default_w_init(act)
+    output_init = w_init if w_init is not None else _initializers.glorot_uniform()
+    learned_alpha = act_name == "prelu"
+    layers = [dense(f, w_init=hidden_init if i < len(sizes) - 1 else output_init, b_init=b_init,
+                    dtype=dtype) for i, f in enumerate(sizes)]
+    names = [f"mlp layer {i} (dense {f})" for i, f in enumerate(sizes)]
+
+    def init(key: jax.Array, input_shape: Sequence[int]) -> list:
+        shape = tuple(input_shape) if not isinstance(input_shape, int) else (input_shape,)
+        params = []
+        for i, (layer, layer_key) in enumerate(zip(layers, jax.random.split(key, len(layers)))):
+            p = layer.init(layer_key, shape)
+            if learned_alpha and i < len(layers) - 1:
+                p["alpha"] = jnp.asarray(prelu_init_alpha, dtype)
+            params.append(p)
+            shape = (sizes[i],)
+        return params
+
+    def apply(params: list, x: ArrayLike) -> jax.Array:
+        if not isinstance(params, (list, tuple)) or len(params) != len(sizes):
+            _checks.fail("mlp", "params", f"be a list of {len(sizes)} layer dicts",
+                         f"{type(params).__name__} of length {len(params) if hasattr(params, '__len__') else '?'}")
+        a = x
+        for i, p in enumerate(params):
+            z = dense_apply(p, a, name=names[i])
+            if i == len(params) - 1:
+                return out_act(z)
+            a = act(z, p["alpha"]) if learned_alpha else act(z)
+
+    return Layer(init, apply)
