@@ -116,3 +116,14 @@ def number(fn: str, arg: str, value: Any, *, low=None, high=None, low_open=False
             else:
                 expectation = f"be {'<' if high_open else '<='} {high}"
         fail(fn, arg, expectation, repr(value))
+
+
+def prng_key(fn: str, arg: str, key: Any) -> None:
+    """``key`` must be one PRNG key: typed (``jax.random.key(0)``) or raw uint32 (``PRNGKey(0)``)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if jnp.shape(key) == ():
+            return
+    elif dtype == jnp.uint32 and jnp.ndim(key) == 1:
+        return
+    fail(fn, arg, "be a single PRNG key such as jax.random.key(0)", describe(key), TypeError)
