@@ -27,7 +27,7 @@ import sys
 import zlib
 from typing import Any
 
-import ml_dtypes
+import jax.numpy as jnp
 import numpy as np
 
 from fnn._checks import fail, message
@@ -40,7 +40,7 @@ _MAX_NDIM = 32
 DTYPES = {np.dtype(d).name: np.dtype(d) for d in (
     np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
     np.uint64, np.float16, np.float32, np.float64, np.complex64, np.complex128,
-    ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2)}
+    jnp.bfloat16, jnp.float8_e4m3fn, jnp.float8_e5m2)}  # the ml_dtypes types, via jax
 
 
 class CheckpointError(ValueError):

@@ -13,7 +13,6 @@ import hypothesis
 import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
 import optax
 import pytest
@@ -76,7 +75,7 @@ def test_load_roundtrips_nonfinite_python_floats(ckpt):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16, jnp.int32, jnp.bool_,
-                                   jnp.uint8, jnp.int8, jnp.complex64, ml_dtypes.float8_e4m3fn])
+                                   jnp.uint8, jnp.int8, jnp.complex64, jnp.float8_e4m3fn])
 def test_load_roundtrips_dtypes_bit_exactly(ckpt, dtype):
     raw = jax.random.normal(jax.random.key(0), (4, 5)) * 100
     raw = raw.at[0, :4].set(jnp.array([jnp.inf, -jnp.inf, jnp.nan, -0.0]))
@@ -89,7 +88,7 @@ def test_load_roundtrips_dtypes_bit_exactly(ckpt, dtype):
 
 
 def test_load_roundtrips_bfloat16_every_bit_pattern(ckpt):
-    x = np.arange(2**16, dtype=np.uint16).view(ml_dtypes.bfloat16)  # NaN payloads included
+    x = np.arange(2**16, dtype=np.uint16).view(jnp.bfloat16)  # NaN payloads included
     save(ckpt, x)
     assert np.asarray(load(ckpt)).view(np.uint16).tolist() == list(range(2**16))
 

@@ -180,7 +180,7 @@ def test_bundled_data_falls_back_to_scikit_learn_loader(monkeypatch):
                                   lambda: load("digits", key=KEY)])
 def test_bundled_data_without_scikit_learn_names_the_extra(monkeypatch, call):
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now fails
-    with pytest.raises(ImportError, match=r'needs|scikit-learn.*pip install "fnn\[data\]"'):
+    with pytest.raises(ImportError, match=r'scikit-learn, which is not installed.*pip install "fnn\[data\]"'):
         call()
 
 
