@@ -42,7 +42,7 @@ from jax.typing import ArrayLike
 from fnn import _checks
 from fnn.activations import step
 
-__all__ = ["PerceptronHistory", "init", "predict", "fit"]
+__all__ = ["PerceptronHistory", "NOT_RUN", "init", "predict", "fit"]
 
 #: Value of ``PerceptronHistory.errors`` for the epochs that did not run.
 NOT_RUN = -1
@@ -152,7 +152,9 @@ def fit(params: dict, x: ArrayLike, y: ArrayLike, *, learning_rate: ArrayLike = 
 
     Training stops after the first epoch with zero mistakes (``converged``), or after
     ``max_epochs``. From zero weights :math:`\eta` only scales :math:`w, b`: the
-    mistakes, and hence the epochs, are the same for every :math:`\eta > 0`.
+    mistakes, and hence the epochs, are the same for every :math:`\eta > 0` in exact
+    arithmetic, and in floating point for powers of two; with :math:`\eta = 0.1` a point
+    exactly on the boundary can land on either side by a rounding error.
 
     Args:
       params: ``{"w": (n,), "b": ()}``, e.g. :func:`init`; their dtype is kept.
