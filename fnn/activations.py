@@ -3,8 +3,9 @@ r"""Activation functions: step, sigmoid, tanh, ReLU family, ELU, softmax.
 An activation function decides whether a neuron "fires": it maps the net sum
 :math:`z = x \cdot w + b` of a neuron to its output :math:`a = f(z)`. Every function
 here is pure, elementwise unless it says otherwise, works under ``jit``/``grad``/
-``vmap``, returns its input's dtype, and is finite for every finite input. At each
-kink the derivative is defined on purpose and agrees with ``jax.nn``:
+``vmap``, returns its input's dtype (integer input becomes the default float, as in
+``jnp.tanh``; step, relu and identity keep integers), and is finite for every finite
+input. At each kink the derivative is defined on purpose and agrees with ``jax.nn``:
 ``relu'(0) = 0``, ``leaky_relu'(0) = prelu'(0) = 1``, ``elu'(0) = alpha``.
 
 Which to use (lecture notes): ReLU in the hidden layers, softmax on the output for
@@ -31,6 +32,13 @@ __all__ = [
 def _as_array(fn: str, x: ArrayLike) -> jax.Array:
     _checks.array_like(fn, "x", x)
     return jnp.asarray(x)
+
+
+def _as_float(fn: str, x: ArrayLike) -> jax.Array:
+    # Integer input is promoted to the default float as jnp.tanh does; otherwise a float
+    # constant cast to x.dtype (leaky_relu's slope, elu's alpha) would truncate to 0.
+    x = _as_array(fn, x)
+    return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.result_type(x, float))
 
 
 def step(x: ArrayLike) -> jax.Array:
@@ -84,7 +92,7 @@ def sigmoid(x: ArrayLike) -> jax.Array:
       Array([0. , 0.5, 1. ], dtype=float32)
     """
     # lax.logistic never forms exp(+large): sigmoid(-1000) is 0, not NaN.
-    return jax.lax.logistic(_as_array("sigmoid", x))
+    return jax.lax.logistic(_as_float("sigmoid", x))
 
 
 def tanh(x: ArrayLike) -> jax.Array:
@@ -107,7 +115,7 @@ def tanh(x: ArrayLike) -> jax.Array:
       >>> fnn.tanh(jnp.array([-1000.0, 0.0, 1000.0]))
       Array([-1.,  0.,  1.], dtype=float32)
     """
-    return jnp.tanh(_as_array("tanh", x))
+    return jnp.tanh(_as_float("tanh", x))
 
 
 def relu(x: ArrayLike) -> jax.Array:
@@ -154,7 +162,7 @@ def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> jax.Array:
       >>> fnn.leaky_relu(jnp.array([-2.0, 0.0, 3.0]))
       Array([-0.02,  0.  ,  3.  ], dtype=float32)
     """
-    x = _as_array("leaky_relu", x)
+    x = _as_float("leaky_relu", x)
     return jnp.where(x >= 0, x, jnp.asarray(negative_slope, x.dtype) * x)
 
 
@@ -181,9 +189,13 @@ def prelu(x: ArrayLike, alpha: ArrayLike) -> jax.Array:
       >>> fnn.prelu(jnp.array([-2.0, 3.0]), 0.25)
       Array([-0.5,  3. ], dtype=float32)
     """
-    x = _as_array("prelu", x)
+    x = _as_float("prelu", x)
     alpha = jnp.asarray(alpha)
-    if jnp.ndim(alpha) > jnp.ndim(x) and jnp.ndim(x) > 0:
+    try:
+        fits = jnp.broadcast_shapes(alpha.shape, x.shape) == x.shape
+    except ValueError:
+        fits = False
+    if not fits:
         _checks.fail("prelu", "alpha", f"broadcast to x of shape {x.shape}", f"shape {alpha.shape}")
     return jnp.where(x >= 0, x, alpha.astype(x.dtype) * x)
 
@@ -209,7 +221,7 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> jax.Array:
       >>> fnn.elu(jnp.array([-1000.0, 0.0, 2.0]))
       Array([-1.,  0.,  2.], dtype=float32)
     """
-    x = _as_array("elu", x)
+    x = _as_float("elu", x)
     # Double where: expm1 of a large positive x would overflow to inf in the untaken
     # branch, and inf * 0 in the backward pass is NaN.
     safe_x = jnp.where(x > 0, jnp.zeros_like(x), x)
@@ -240,7 +252,7 @@ def softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
       >>> fnn.softmax(jnp.array([1000.0, 0.0]))
       Array([1., 0.], dtype=float32)
     """
-    x = _as_array("softmax", x)
+    x = _as_float("softmax", x)
     shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
     unnormalized = jnp.exp(shifted)
     return unnormalized / jnp.sum(unnormalized, axis=axis, keepdims=True)
@@ -266,7 +278,7 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
       >>> fnn.log_softmax(jnp.array([1000.0, 0.0]))
       Array([    0., -1000.], dtype=float32)
     """
-    x = _as_array("log_softmax", x)
+    x = _as_float("log_softmax", x)
     shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
     return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
 
