@@ -145,6 +145,9 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
         _checks.fail(fn, "labels", f"be class indices in [0, {num_classes})",
                      f"values in [{concrete.min()}, {concrete.max()}]")
     labels = jnp.asarray(labels)
+    if labels.dtype == jnp.bool_ or jnp.iinfo(labels.dtype).bits < 32:
+        # uint8/int8/bool labels: arange(K) and the bound K would wrap in their dtype.
+        labels = labels.astype(jnp.int32)
     # A one-hot product, not take_along_axis: its gradient is a dense multiply rather
     # than a scatter, measurably faster inside training loops on CPU.
     one_hot = labels[..., None] == jnp.arange(num_classes, dtype=labels.dtype)
