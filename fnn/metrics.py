@@ -44,4 +44,5 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     else:
         _checks.fail("accuracy", "labels", f"have shape {logits.shape[:-1]} (class indices) or "
                      f"{logits.shape} (binary)", f"shape {labels.shape} for logits {logits.shape}")
-    return jnp.mean(predicted.astype(labels.dtype) == labels, dtype=jnp.float32)
+    # Compare in the promoted dtype: casting argmax to uint8 labels would wrap class 256 to 0.
+    return jnp.mean(predicted == labels, dtype=jnp.float32)
