@@ -98,7 +98,7 @@ def mlp(features: Sequence[int], activation="relu", output_activation=None, w_in
       >>> model.apply(params, jnp.ones((8, 4))).shape
       (8, 3)
     """
-    if isinstance(features, int) or not isinstance(features, Sequence) or len(features) == 0:
+    if isinstance(features, (int, str)) or not isinstance(features, Sequence) or len(features) == 0:
         _checks.fail("mlp", "features", "be a non-empty list of layer sizes such as [128, 10]",
                      repr(features))
     sizes = [_checks.positive_int("mlp", f"features[{i}]", f) for i, f in enumerate(features)]
