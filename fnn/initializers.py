@@ -81,6 +81,8 @@ def _fans(shape: tuple[int, ...]) -> tuple[float, float]:
         _checks.fail("variance_scaling", "shape", "have at least 2 dimensions (fan_in, fan_out)",
                      f"shape {shape}")
     receptive_field = math.prod(shape[:-2])
+    if receptive_field * shape[-2] * shape[-1] == 0:
+        _checks.fail("variance_scaling", "shape", "have non-zero fan_in and fan_out", f"shape {shape}")
     return float(shape[-2] * receptive_field), float(shape[-1] * receptive_field)
 
 
