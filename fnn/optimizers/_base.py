@@ -1,0 +1,177 @@
+"""The optimizer interface, ``apply_updates`` and the pieces every optimizer shares."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+
+from fnn import _checks, _tree
+
+Params = Any
+Updates = Any
+OptState = Any
+Schedule = Callable[[jax.Array], jax.typing.ArrayLike]
+ScalarOrSchedule = Union[float, jax.typing.ArrayLike, Schedule]
+
+
+class GradientTransformation(NamedTuple):
+    r"""An optimizer as a pair of pure functions, the shape of ``optax.GradientTransformation``.
+
+    Attributes:
+      init: ``init(params) -> state``; the state is a NamedTuple of arrays whose fields
+        carry optax's names (``count``, ``mu``, ``nu``, ``trace``, ``sum_of_squares``).
+      update: ``update(grads, state, params=None) -> (updates, state)``; ``updates``
+        has ``grads``' structure and is *added* to the params by :func:`apply_updates`
+        (the minus sign of gradient descent is already inside it).
+
+    Being a plain ``(init, update)`` NamedTuple, an fnn optimizer is accepted by
+    ``optax.chain`` and the optax wrappers, and an ``optax.GradientTransformation`` is
+    accepted wherever fnn takes an optimizer.
+    """
+
+    init: Callable[[Params], OptState]
+    update: Callable[..., tuple[Updates, OptState]]
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    r"""Add updates to params, leaf by leaf, keeping each param's dtype.
+
+    .. math::
+        w_t = w_{t-1} + u_t
+
+    where :math:`u_t` is what an optimizer's ``update`` returned (for SGD,
+    :math:`u_t = -\eta\, \partial L / \partial w_{t-1}`, the lecture notes' rule).
+
+    Args:
+      params: a pytree of arrays (any float dtype).
+      updates: a pytree with ``params``' structure and shapes.
+
+    Returns:
+      ``params + updates`` with each leaf cast back to its param's dtype, so bfloat16
+      params stay bfloat16 even when an update was computed in float32. ``None`` leaves
+      in ``params`` stay ``None``. Identical to ``optax.apply_updates``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fnn.optimizers import apply_updates
+      >>> apply_updates({"w": jnp.array([1.0, 2.0])}, {"w": jnp.array([-0.5, 0.5])})
+      {'w': Array([0.5, 2.5], dtype=float32)}
+    """
+    return jax.tree.map(
+        lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+        params, updates, is_leaf=lambda x: x is None)
+
+
+def safe_increment(count: jax.Array) -> jax.Array:
+    """``count + 1``, saturating at the int32 maximum instead of wrapping (as optax)."""
+    max_value = jnp.array(jnp.iinfo(count.dtype).max, count.dtype)
+    return jnp.where(count < max_value, count + jnp.array(1, count.dtype), max_value)
+
+
+def init_count() -> jax.Array:
+    return jnp.zeros([], jnp.int32)
+
+
+@functools.partial(jax.jit, inline=True)
+def bias_correction(decay: Any, count: jax.Array) -> jax.Array:
+    """``1 - decay**count`` in the default float dtype (float32, or float64 under x64).
+
+    Jitted like optax's ``tree_bias_correction``: XLA's fused ``pow`` and its op-by-op
+    ``pow`` differ in the last bits, and the cancellation in ``1 - 0.999**t`` magnifies
+    that to 1e-5; compiling it as one unit keeps eager runs equal to jitted ones and to
+    optax. ``inline=True`` makes it free inside an outer ``jit``.
+    """
+    return 1 - decay ** count
+
+
+def learning_rate_at(learning_rate: ScalarOrSchedule, count: jax.Array) -> Any:
+    """The rate for the update that ``count`` updates have preceded (``schedule(0)`` first)."""
+    return learning_rate(count) if callable(learning_rate) else learning_rate
+
+
+def scale_by_learning_rate(lr: Any, u: jax.Array) -> jax.Array:
+    r"""``-lr * u``, ``-lr`` rounded to ``u``'s dtype first (``optax.scale_by_learning_rate``).
+
+    Negation is exact and rounding is symmetric, so this is bitwise optax's product for a
+    Python-float rate and for a schedule. For a rate that is a traced float32 array
+    (a ``vmap`` sweep) with bfloat16 params, optax would multiply in float32 and return
+    float32 updates; fnn keeps the update in the param dtype.
+    """
+    return jnp.asarray(-lr, dtype=u.dtype) * u
+
+
+def accumulating(fn: str, state_type: type, init_value: float,
+                 rule: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]],
+                 learning_rate: ScalarOrSchedule) -> GradientTransformation:
+    """An optimizer whose state is ``count`` and one accumulator per leaf.
+
+    ``state_type`` is a NamedTuple ``(count, <accumulator>)``; the accumulator starts at
+    ``init_value`` in each param's shape and dtype. ``rule(g, acc) -> (direction, acc)``
+    is the per-leaf update rule, and the update is ``-lr * direction``.
+    """
+
+    def init(params):
+        check_params(fn, params)
+        return state_type(init_count(), _tree.full_like(params, init_value))
+
+    def update(grads, state, params=None):
+        del params
+        count, accumulator = state
+        check_update_args(fn, grads, accumulator)
+        lr = learning_rate_at(learning_rate, count)
+
+        def leaf(g, acc):
+            direction, acc = rule(g, acc)
+            return scale_by_learning_rate(lr, direction), acc
+
+        updates, accumulator = _tree.map_unzip(leaf, grads, accumulator, n_out=2)
+        return updates, state_type(safe_increment(count), accumulator)
+
+    return GradientTransformation(init, update)
+
+
+def check_params(fn: str, params: Params) -> None:
+    """Every leaf of ``params`` must be a floating-point array."""
+    for leaf in jax.tree.leaves(params):
+        _checks.floating(fn, "params", leaf)
+
+
+def check_update_args(fn: str, grads: Any, like: Any) -> None:
+    """``grads`` must have the structure of the params given to ``init``."""
+    _tree.check_same_structure(fn, "grads", grads, like, "the params given to init")
+
+
+def check_learning_rate(fn: str, learning_rate: Any) -> None:
+    if callable(learning_rate):
+        return
+    _checks.number(fn, "learning_rate", learning_rate, low=0)
+
+
+def check_hyper(fn: str, arg: str, value: Any, **bounds: Any) -> None:
+    """A non-schedule hyperparameter in a range; traced values pass unchecked."""
+    if callable(value):
+        _checks.fail(fn, arg, "be a number (only learning_rate may be a schedule)",
+                     type(value).__name__, TypeError)
+    _checks.number(fn, arg, value, **bounds)
+
+
+def check_decay(fn: str, arg: str, value: Any) -> None:
+    """Decay rates (betas) live in [0, 1): at 1 the average never moves off its init."""
+    check_hyper(fn, arg, value, low=0, high=1, high_open=True)
+
+
+def check_eps(fn: str, value: Any) -> None:
+    check_hyper(fn, "eps", value, low=0, low_open=True)
+
+
+def check_flag(fn: str, arg: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _checks.fail(fn, arg, "be a bool", _checks.describe(value), TypeError)
+
+
+def is_static_zero(value: Any) -> bool:
+    """True only for a Python/NumPy number equal to zero (never for a traced value)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
