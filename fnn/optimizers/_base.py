@@ -173,5 +173,5 @@ def check_flag(fn: str, arg: str, value: Any) -> None:
 
 
 def is_static_zero(value: Any) -> bool:
-    """True only for a Python/NumPy number equal to zero (never for a traced value)."""
+    """True only for a Python number equal to zero (never for an array or a traced value)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
