@@ -6,17 +6,23 @@ gradient comes from ``jax.grad``; a training run is one compiled program.
 
 __version__ = "0.1.0"
 
-from fnn import activations, initializers, layers, losses, metrics, models
+from fnn import (
+    activations, backprop, checkpoint, datasets, diagnostics, initializers, layers, losses,
+    metrics, models, optimizers, parallel, perceptron, training,
+)
 from fnn.activations import (
     elu, identity, leaky_relu, log_softmax, prelu, relu, sigmoid, softmax, step, tanh,
 )
 from fnn.layers import Layer, dense, serial
 from fnn.models import mlp
+from fnn.training import evaluate, fit
 
 __all__ = [
     "__version__",
-    "activations", "initializers", "layers", "losses", "metrics", "models",
+    "activations", "backprop", "checkpoint", "datasets", "diagnostics", "initializers",
+    "layers", "losses", "metrics", "models", "optimizers", "parallel", "perceptron", "training",
     "step", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu",
     "softmax", "log_softmax", "identity",
     "Layer", "dense", "serial", "mlp",
+    "fit", "evaluate",
 ]

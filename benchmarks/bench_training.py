@@ -1,0 +1,150 @@
+"""Benchmark: fnn's fit against hand-written JAX and the peers, per training step.
+
+Cases (MLP sizes, batch): tiny 2-16-2/4, small 64-128-10/64, medium 784-512-512-10/256,
+large 784-2048-2048-10/1024. For each, in one process with the variants interleaved
+(round-robin, rotated each repeat), it times one unit of training — ``epochs`` passes
+over ``steps`` batches, Adam, softmax cross-entropy — and reports per-step medians:
+
+* ``fit``: ``fnn.fit`` (one compiled program, progress off);
+* ``fit[optax.adam]``: the same with optax's Adam;
+* ``scan``: hand-written JAX, a jitted epoch (permutation + ``lax.scan``): the reference;
+* ``gemm``: only the matmuls of forward and backward, scanned: the ceiling;
+* ``jit_step``: hand-written jitted step in a Python loop (no donation);
+* ``fnn_step``: ``fnn.training.make_train_step`` (donating) in a Python loop;
+* the peers' idiomatic Python loops: stax, flax.linen, haiku, equinox, flax.nnx.
+
+``ratio`` is each variant's median over ``scan``'s; ``gflop_per_s`` counts the matmul
+FLOPs of forward + backward. ``compile_s`` is the first call (trace, compile, one run).
+With ``--memory`` the large case also runs fit and the hand-written scan (with donated
+buffers) in fresh subprocesses and compares their peak resident memory.
+
+Run::
+
+    python benchmarks/bench_training.py                  # all cases, a few minutes
+    python benchmarks/bench_training.py --cases tiny,small --repeats 9
+    python benchmarks/bench_training.py --tiny           # seconds (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+
+import jax
+import optax
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import _peers  # noqa: E402
+from _common import format_table, record, time_interleaved, write_json  # noqa: E402
+
+CASES = {
+    # name: Problem(sizes, batch, steps per epoch, epochs) — units of ~0.05-1 s of fit
+    "tiny": _peers.Problem((2, 16, 2), 4, 256, 40),
+    "small": _peers.Problem((64, 128, 10), 64, 64, 16),
+    "medium": _peers.Problem((784, 512, 512, 10), 256, 8, 2),
+    "large": _peers.Problem((784, 2048, 2048, 10), 1024, 2, 1),
+}
+SMOKE = _peers.Problem((2, 16, 2), 4, 8, 2)
+COLUMNS = ["case", "variant", "per_step_us", "ratio", "gflop_per_s", "compile_s"]
+
+
+def variants(problem: _peers.Problem, python_loops: bool) -> dict:
+    out = {
+        "scan": _peers.hand_scan(problem),
+        "fit": _peers.fnn_fit(problem),
+        "fit[optax.adam]": _peers.fnn_fit(problem, optax.adam(_peers.LR)),
+        "gemm": _peers.gemms_alone(problem),
+    }
+    if python_loops:
+        out["jit_step"] = _peers.hand_jit_step(problem)
+        out["fnn_step"] = _peers.fnn_train_step(problem)
+        for name, build in _peers.PEERS.items():
+            run = build(problem)
+            if run is None:
+                print(f"  skipped {name}: not installed (pip install -e '.[bench]')")
+            else:
+                out[name] = run
+    return out
+
+
+def bench_case(name: str, problem: _peers.Problem, repeats: int, python_loops: bool) -> list:
+    cases = {k: (run, ()) for k, run in variants(problem, python_loops).items()}
+    timings = time_interleaved(cases, repeats=repeats, warmup=1, number=1)
+    steps = problem.steps * problem.epochs
+    flops = problem.flops_per_step()
+    rows = []
+    for variant, timing in timings.items():
+        row = record(case=name, timing=timing, dtype="float32", shapes=list(problem.sizes),
+                     reference=timings["scan"], flops=flops * steps, variant=variant,
+                     batch_size=problem.batch_size, steps=steps)
+        row["per_step_s"] = timing.median_s / steps
+        row["steps_per_s"] = steps / timing.median_s
+        rows.append(row)
+    return rows
+
+
+MEMORY_SCRIPT = """
+import resource, sys, jax
+sys.path.insert(0, {bench!r}); sys.path.insert(0, {root!r})
+import _peers
+problem = _peers.Problem((784, 2048, 2048, 10), 1024, 2, 1)
+run = getattr(_peers, {which!r})(problem)
+jax.block_until_ready(run())
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory() -> dict:
+    """Peak RSS (KiB) of a fresh process training the large case once, fit vs scan."""
+    bench = os.path.dirname(os.path.abspath(__file__))
+    out = {}
+    for which in ("hand_scan", "fnn_fit"):
+        code = MEMORY_SCRIPT.format(bench=bench, root=os.path.dirname(bench), which=which)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True)
+        out[which] = int(done.stdout.strip().splitlines()[-1])
+    out["ratio"] = out["fnn_fit"] / out["hand_scan"]
+    return out
+
+
+def main(argv=None) -> list:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"comma-separated subset of {','.join(CASES)}")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median)")
+    parser.add_argument("--no-python-loops", action="store_true",
+                        help="skip the per-step Python-loop variants (peers included)")
+    parser.add_argument("--memory", action="store_true", help="also measure peak memory")
+    parser.add_argument("--out", default="benchmarks/results/training.json")
+    parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        problems = {"smoke": SMOKE}
+    else:
+        unknown = set(args.cases.split(",")) - set(CASES)
+        if unknown:
+            parser.error(f"--cases: unknown {sorted(unknown)}; choose from {list(CASES)}")
+        problems = {k: CASES[k] for k in args.cases.split(",")}
+    rows = []
+    for name, problem in problems.items():
+        print(f"case {name}: sizes {problem.sizes}, batch {problem.batch_size}, "
+              f"{problem.steps * problem.epochs} steps per unit", flush=True)
+        rows += bench_case(name, problem, 1 if args.tiny else args.repeats,
+                           not args.no_python_loops)
+        print(format_table([r for r in rows if r["case"] == name], COLUMNS), flush=True)
+    meta = {}
+    if args.memory and not args.tiny:
+        meta["peak_rss_kib"] = peak_memory()
+        print("peak RSS (KiB), large case:", meta["peak_rss_kib"])
+    if not args.tiny:
+        write_json(args.out, rows, **meta)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

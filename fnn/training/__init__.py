@@ -1,0 +1,17 @@
+r"""Compiled training: a pure train step, ``fit`` as one XLA program, evaluation.
+
+.. code-block:: python
+
+    result = fnn.fit(model, params, fnn.optimizers.adam(1e-3), x, y,
+                     epochs=30, batch_size=64, key=jax.random.key(0),
+                     eval_data=(x_test, y_test))
+    result.params, result.history["eval_accuracy"]
+"""
+
+from fnn.training._evaluate import evaluate
+from fnn.training._fit import FitResult, NonFiniteReport, fit
+from fnn.training._ensemble import fit_ensemble, fit_sweep, init_ensemble
+from fnn.training._step import make_train_step, train_step
+
+__all__ = ["train_step", "make_train_step", "fit", "evaluate", "FitResult", "NonFiniteReport",
+           "init_ensemble", "fit_ensemble", "fit_sweep"]

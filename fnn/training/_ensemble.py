@@ -1,0 +1,125 @@
+r"""Many models in one compiled run: ensembles over init keys, sweeps over hyperparameters.
+
+Members share the data order (one ``key`` shuffles for all), so member ``k`` is exactly
+the single :func:`fnn.training.fit` run with the same params, hyperparameters and key.
+Sharing the batch is also what makes it fast: under ``vmap`` the first layer
+``x @ W_k`` of all K members becomes one wide matmul ``x @ [W_1 ... W_K]``, and its
+weight gradient another, instead of K small ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from fnn import _checks
+from fnn.losses import softmax_cross_entropy
+from fnn.training._fit import FitResult, fit, train
+
+__all__ = ["init_ensemble", "fit_ensemble", "fit_sweep"]
+
+Params = Any
+
+
+def init_ensemble(model: Any, keys: jax.Array, input_shape) -> Params:
+    """Stacked params of ``len(keys)`` members: ``vmap(model.init)`` over the keys.
+
+    Example:
+      >>> import jax, fnn
+      >>> params = fnn.training.init_ensemble(fnn.mlp([4, 2]), jax.random.split(jax.random.key(0), 8), (3,))
+      >>> params[0]["w"].shape
+      (8, 3, 4)
+    """
+    init = getattr(model, "init", None)
+    if not callable(init):
+        _checks.fail("init_ensemble", "model", "be a fnn Layer with an init", type(model).__name__,
+                     TypeError)
+    return jax.vmap(lambda k: init(k, tuple(input_shape)))(keys)
+
+
+def _members(fn: str, params: Params) -> int:
+    sizes = {a.shape[0] if a.ndim else None for a in jax.tree.leaves(params)}
+    if len(sizes) != 1 or None in sizes:
+        _checks.fail(fn, "params", "be stacked: every leaf with the same leading member axis",
+                     f"leading sizes {sorted(map(str, sizes))}")
+    return sizes.pop()
+
+
+def _squeeze(tree):
+    return jax.tree.map(lambda a: a[0], tree)
+
+
+def _unsqueeze_result(result: FitResult) -> FitResult:
+    add = lambda tree: jax.tree.map(lambda a: a[None], tree)  # noqa: E731
+    reports = tuple(r._replace(member=0) for r in result.nonfinite)
+    return result._replace(params=add(result.params), opt_state=add(result.opt_state),
+                           history=add(result.history), nonfinite=reports)
+
+
+def fit_ensemble(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
+                 loss: Callable = softmax_cross_entropy, **kwargs) -> FitResult:
+    r"""Train K models at once; ``params`` are stacked on axis 0 (:func:`init_ensemble`).
+
+    Takes every keyword of :func:`fnn.training.fit`. Returns stacked params and
+    optimizer state and history of shape ``(K, epochs)``. A member that hits a NaN/inf
+    is frozen at its last good params and reported; the others train on. With
+    ``K = 1`` this is a plain :func:`fit`.
+
+    Example:
+      >>> import jax, fnn
+      >>> x, y = fnn.datasets.blobs(jax.random.key(0), 128)
+      >>> model = fnn.mlp([8, 3])
+      >>> params = fnn.training.init_ensemble(model, jax.random.split(jax.random.key(1), 4), (2,))
+      >>> r = fnn.training.fit_ensemble(model, params, fnn.optimizers.adam(1e-2), x, y,
+      ...                               epochs=5, key=jax.random.key(2), progress=False)
+      >>> r.history["train_loss"].shape
+      (4, 5)
+    """
+    k = _members("fit_ensemble", params)
+    if k == 1:
+        single = {n: _squeeze(kwargs[n]) for n in ("opt_state",) if kwargs.get(n) is not None}
+        return _unsqueeze_result(fit(model, _squeeze(params), optimizer, x, y, loss=loss,
+                                     **{**kwargs, **single}))
+    return train("fit_ensemble", model, params, optimizer, x, y, loss=loss, members=k,
+                 sweep=False, hyper=None, **kwargs)
+
+
+def fit_sweep(model: Any, params: Params, make_optimizer: Callable[[Any], Any], hyperparams: Any,
+              x: Any, y: Any, *, loss: Callable = softmax_cross_entropy,
+              stacked_params: bool = False, **kwargs) -> FitResult:
+    r"""Train one model per hyperparameter value, all at once.
+
+    ``make_optimizer(h)`` builds the optimizer for one value ``h`` (it is called inside
+    ``vmap``, so ``h`` is traced: use it as a number, e.g. ``lambda lr: adam(lr)``).
+    ``hyperparams`` is an array ``(K,)`` or a pytree of ``(K,)`` arrays (e.g.
+    ``{"lr": ..., "b1": ...}``). ``params`` is one model's params, the start of every
+    member, or with ``stacked_params=True`` already stacked ``(K, ...)`` params (a sweep
+    crossed with an ensemble). Takes every keyword of :func:`fnn.training.fit`; returns
+    stacked results like :func:`fit_ensemble`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnn
+      >>> x, y = fnn.datasets.blobs(jax.random.key(0), 128)
+      >>> model = fnn.mlp([8, 3])
+      >>> params = model.init(jax.random.key(1), (2,))
+      >>> rates = jnp.array([1e-3, 1e-2, 1e-1])
+      >>> r = fnn.training.fit_sweep(model, params, fnn.optimizers.adam, rates, x, y,
+      ...                            epochs=5, key=jax.random.key(2), progress=False)
+      >>> r.history["train_loss"].shape
+      (3, 5)
+    """
+    if not callable(make_optimizer):
+        _checks.fail("fit_sweep", "make_optimizer", "be a function hyperparams -> optimizer",
+                     type(make_optimizer).__name__, TypeError)
+    hyper = jax.tree.map(jnp.asarray, hyperparams)
+    k = _members("fit_sweep", hyper)
+    if stacked_params:
+        if _members("fit_sweep", params) != k:
+            _checks.fail("fit_sweep", "params", f"be stacked with {k} members like hyperparams",
+                         f"{_members('fit_sweep', params)} members")
+    else:
+        params = jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)), params)
+    return train("fit_sweep", model, params, make_optimizer, x, y, loss=loss, members=k,
+                 sweep=True, hyper=hyper, **kwargs)

@@ -1,0 +1,370 @@
+"""fnn.training: train_step, make_train_step, fit, evaluate, ensembles and sweeps."""
+
+from __future__ import annotations
+
+import io
+import contextlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fnn
+from fnn import optimizers as O
+from fnn.losses import mse, softmax_cross_entropy
+from fnn.training import (evaluate, fit, fit_ensemble, fit_sweep, init_ensemble, make_train_step,
+                          train_step)
+
+MODEL = fnn.mlp([8, 3])
+
+
+def _data(n=50, d=4, classes=3, seed=0):
+    x = jax.random.normal(jax.random.key(seed), (n, d))
+    y = jnp.argmax(x[:, :classes], axis=1)        # learnable labels
+    return x, y
+
+
+def _params(seed=1, d=4):
+    return MODEL.init(jax.random.key(seed), (d,))
+
+
+def _python_loop(params, optimizer, x, y, *, epochs, batch_size, key, shuffle=True,
+                 loss=softmax_cross_entropy, model=MODEL):
+    """The reference: the same epochs as fit, written as a plain Python loop."""
+    state = optimizer.init(params)
+    n = x.shape[0]
+    losses = []
+    for epoch in range(epochs):
+        order = jax.random.permutation(jax.random.fold_in(key, epoch), n) if shuffle else jnp.arange(n)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            params, state, value = train_step(params, state, x[idx], y[idx], model=model,
+                                              optimizer=optimizer, loss=loss)
+            total += float(value) * len(idx)
+        losses.append(total / n)
+    return params, state, np.asarray(losses)
+
+
+def test_train_step_is_the_notes_update_with_sgd():
+    x, y = _data()
+    params = _params()
+    lr = 0.3
+    grads = jax.grad(lambda p: softmax_cross_entropy(MODEL.apply(p, x), y))(params)
+    new, _, loss = train_step(params, O.sgd(lr).init(params), x, y, model=MODEL, optimizer=O.sgd(lr))
+    expected = jax.tree.map(lambda w, g: w - lr * g, params, grads)   # w_new = w_old - lr dL/dw
+    chex.assert_trees_all_close(new, expected, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(loss, softmax_cross_entropy(MODEL.apply(params, x), y))
+
+
+def test_train_step_accepts_optax_optimizer_and_plain_apply():
+    x, y = _data()
+    params = _params()
+    opt = optax.adam(1e-2)
+    new, state, _ = train_step(params, opt.init(params), x, y, model=MODEL.apply, optimizer=opt)
+    ours, _, _ = train_step(params, O.adam(1e-2).init(params), x, y, model=MODEL, optimizer=O.adam(1e-2))
+    chex.assert_trees_all_close(new, ours, rtol=1e-6, atol=1e-7)
+
+
+def test_make_train_step_does_not_retrace_and_donates():
+    x, y = _data()
+    opt = O.adam(1e-2)
+    params = _params()
+    state = opt.init(params)
+    step = make_train_step(MODEL, opt)
+    first_w = params[0]["w"]
+    params, state, _ = step(params, state, x, y)
+    assert first_w.is_deleted(), "donated params should be consumed"
+    traced = step._cache_size()
+    for _ in range(3):
+        params, state, _ = step(params, state, x + 1.0, y)
+    assert step._cache_size() == traced == 1
+
+
+def test_make_train_step_without_donation_keeps_inputs():
+    x, y = _data()
+    opt = O.sgd(0.1)
+    params = _params()
+    step = make_train_step(MODEL, opt, donate=False)
+    step(params, opt.init(params), x, y)
+    assert not params[0]["w"].is_deleted()
+
+
+def test_fit_returns_history_and_learns():
+    x, y = _data(200)
+    r = fit(MODEL, _params(), O.adam(1e-2), x, y, epochs=15, batch_size=16, key=jax.random.key(0),
+            eval_data=(x, y), progress=False)
+    assert set(r.history) == {"train_loss", "eval_loss", "eval_accuracy"}
+    for v in r.history.values():
+        chex.assert_shape(v, (15,))
+    assert r.history["train_loss"][-1] < 0.8 * r.history["train_loss"][0]
+    assert r.epoch == 15 and r.nonfinite == ()
+    chex.assert_trees_all_close(r.history["eval_loss"][-1],
+                                evaluate(MODEL, r.params, x, y)["loss"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("n,batch_size,shuffle", [(48, 16, True), (50, 16, True), (50, 16, False),
+                                                  (7, 32, True)])
+def test_fit_scan_equals_python_loop(n, batch_size, shuffle):
+    """Same batches in the same order, ragged last batch included, as a Python loop."""
+    x, y = _data(n)
+    key = jax.random.key(3)
+    opt = O.adam(1e-2)
+    r = fit(MODEL, _params(), opt, x, y, epochs=3, batch_size=batch_size, key=key,
+            shuffle=shuffle, progress=False)
+    params, state, losses = _python_loop(_params(), opt, x, y, epochs=3, batch_size=batch_size,
+                                         key=key, shuffle=shuffle)
+    chex.assert_trees_all_close(r.params, params, rtol=2e-5, atol=2e-6)
+    chex.assert_trees_all_close(r.opt_state, state, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(r.history["train_loss"], losses, rtol=2e-5)
+
+
+@settings(max_examples=8, deadline=None)
+@given(n=st.integers(1, 40), batch_size=st.integers(1, 12), seed=st.integers(0, 100))
+def test_fit_scan_equals_python_loop_property(n, batch_size, seed):
+    x, y = _data(n, seed=seed)
+    key = jax.random.key(seed)
+    opt = O.sgd(0.05)
+    r = fit(MODEL, _params(), opt, x, y, epochs=1, batch_size=batch_size, key=key, progress=False)
+    params, _, _ = _python_loop(_params(), opt, x, y, epochs=1, batch_size=batch_size, key=key)
+    chex.assert_trees_all_close(r.params, params, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_ragged_last_batch_is_trained_on():
+    """n=9, batch 4: the 9th example's gradient must reach the params."""
+    x, y = _data(9)
+    r_all = fit(MODEL, _params(), O.sgd(0.1), x, y, epochs=1, batch_size=4, shuffle=False,
+                progress=False)
+    r_drop = fit(MODEL, _params(), O.sgd(0.1), x[:8], y[:8], epochs=1, batch_size=4,
+                 shuffle=False, progress=False)
+    assert not np.allclose(r_all.params[0]["w"], r_drop.params[0]["w"])
+
+
+def test_fit_compiles_once_across_epochs_and_calls():
+    traces = []
+
+    def counting_loss(predictions, targets):
+        traces.append(1)
+        return softmax_cross_entropy(predictions, targets)
+
+    x, y = _data(40)
+    opt = O.adam(1e-2)
+    kwargs = dict(loss=counting_loss, epochs=4, batch_size=16, key=jax.random.key(0), progress=False)
+    fit(MODEL, _params(), opt, x, y, **kwargs)
+    after_first = len(traces)
+    x2, y2 = _data(40, seed=5)
+    fit(MODEL, _params(2), opt, x2, y2, **kwargs)
+    fit(MODEL, _params(3), opt, x2, y2, **{**kwargs, "progress": True})   # chunked epochs
+    assert after_first > 0 and len(traces) == after_first
+
+
+def test_fit_resume_is_bit_identical():
+    x, y = _data(60)
+    opt, key = O.adam(1e-2), jax.random.key(4)
+    kwargs = dict(batch_size=16, key=key, eval_data=(x, y), progress=False)
+    whole = fit(MODEL, _params(), opt, x, y, epochs=6, **kwargs)
+    part = fit(MODEL, _params(), opt, x, y, epochs=3, **kwargs)
+    resumed = fit(MODEL, None, opt, x, y, epochs=6, initial=part, **kwargs)
+    chex.assert_trees_all_equal(resumed.params, whole.params)
+    chex.assert_trees_all_equal(resumed.opt_state, whole.opt_state)
+    chex.assert_trees_all_equal(resumed.history, whole.history)
+
+
+def test_fit_donation_flag():
+    x, y = _data()
+    params = _params()
+    fit(MODEL, params, O.sgd(0.1), x, y, key=jax.random.key(0), progress=False)
+    assert not params[0]["w"].is_deleted()
+    fit(MODEL, params, O.sgd(0.1), x, y, key=jax.random.key(0), progress=False, donate=True)
+    assert params[0]["w"].is_deleted()
+
+
+def test_fit_nan_guard_stops_and_keeps_last_good_params():
+    x, y = _data(32)
+    x = x.at[20].set(jnp.nan)          # example 20 poisons the first batch that holds it
+    opt = O.sgd(0.1)
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        r = fit(MODEL, _params(), opt, x, y, epochs=5, batch_size=8, shuffle=False, progress=False)
+    (report,) = r.nonfinite
+    assert (report.epoch, report.step) == (0, 2)
+    assert report.leaf == "[0]['b']" or report.leaf.startswith("[0]")
+    chex.assert_trees_all_equal(r.params, _params())        # rolled back to before epoch 0
+    chex.assert_tree_all_finite(r.params)
+    assert r.epoch == 1 and np.isnan(r.history["train_loss"][0])
+
+
+def test_fit_nan_guard_later_epoch_keeps_previous_epoch():
+    x, y = _data(32)
+    opt = O.sgd(1e6)                    # diverges after a few epochs
+    with pytest.warns(RuntimeWarning):
+        r = fit(MODEL, _params(), opt, x, y, epochs=50, batch_size=32, shuffle=False, progress=False,
+                loss=lambda p, t: jnp.mean(p ** 2) * 1e30)
+    (report,) = r.nonfinite
+    good = fit(MODEL, _params(), opt, x, y, epochs=report.epoch, batch_size=32, shuffle=False,
+               progress=False, loss=lambda p, t: jnp.mean(p ** 2) * 1e30) if report.epoch else None
+    chex.assert_tree_all_finite(r.params)
+    if good is not None:
+        chex.assert_trees_all_equal(r.params, good.params)
+
+
+def test_fit_with_mse_regression_and_optax():
+    x, _ = _data(64, d=3)
+    y = x @ jnp.array([[1.0], [-2.0], [0.5]]) + 0.3
+    model = fnn.mlp([1])
+    r = fit(model, model.init(jax.random.key(0), (3,)), optax.sgd(0.1), x, y, loss=mse, epochs=60,
+            batch_size=64, shuffle=False, progress=False)
+    assert "eval_accuracy" not in r.history
+    chex.assert_trees_all_close(r.params[0]["w"][:, 0], jnp.array([1.0, -2.0, 0.5]), atol=1e-3)
+    chex.assert_trees_all_close(r.params[0]["b"], jnp.array([0.3]), atol=1e-3)
+
+
+def test_fit_bfloat16_params_stay_bfloat16():
+    x, y = _data()
+    model = fnn.mlp([8, 3], dtype=jnp.bfloat16)
+    params = model.init(jax.random.key(0), (4,))
+    r = fit(model, params, O.adam(1e-2), x.astype(jnp.bfloat16), y, epochs=2, key=jax.random.key(0),
+            progress=False)
+    assert all(a.dtype == jnp.bfloat16 for a in jax.tree.leaves(r.params))
+
+
+def test_fit_progress_bar_prints_each_update():
+    x, y = _data()
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        fit(MODEL, _params(), O.adam(1e-2), x, y, epochs=3, key=jax.random.key(0), progress=True)
+    lines = buf.getvalue().strip().splitlines()
+    assert lines and lines[-1].startswith("epoch 3/3") and "train_loss" in lines[-1]
+
+
+@pytest.mark.parametrize("kwargs,arg,exc", [
+    (dict(y=jnp.zeros(7, int)), "y", ValueError),
+    (dict(key=None), "key", ValueError),
+    (dict(epochs=0), "epochs", ValueError),
+    (dict(batch_size=-1), "batch_size", ValueError),
+    (dict(y=jnp.full(50, 3)), "y", ValueError),
+    (dict(optimizer=object()), "optimizer", TypeError),
+    (dict(model="mlp"), "model", TypeError),
+    (dict(loss=3), "loss", TypeError),
+    (dict(x=jnp.zeros((50, 5))), "x", ValueError),
+    (dict(eval_data=(jnp.zeros((3, 4)),)), "eval_data", TypeError),
+    (dict(eval_data=(jnp.zeros((3, 4)), jnp.array([0, 1, 9]))), "eval_data y", ValueError),
+])
+def test_fit_errors_name_the_argument(kwargs, arg, exc):
+    x, y = _data()
+    args = dict(model=MODEL, params=_params(), optimizer=O.sgd(0.1), x=x, y=y, key=jax.random.key(0),
+                progress=False)
+    args.update(kwargs)
+    with pytest.raises(exc, match=f"fit: {arg}"):
+        fit(**args)
+
+
+def test_evaluate_batched_equals_full():
+    x, y = _data(50)
+    full = evaluate(MODEL, _params(), x, y)
+    chunked = evaluate(MODEL, _params(), x, y, batch_size=16)
+    chex.assert_trees_all_close(full, chunked, rtol=1e-6)
+    chex.assert_trees_all_close(full["loss"], softmax_cross_entropy(MODEL.apply(_params(), x), y))
+
+
+def test_ensemble_member_equals_single_fit():
+    x, y = _data(60)
+    keys = jax.random.split(jax.random.key(7), 4)
+    opt, key = O.adam(1e-2), jax.random.key(8)
+    kwargs = dict(epochs=3, batch_size=16, key=key, eval_data=(x, y), progress=False)
+    r = fit_ensemble(MODEL, init_ensemble(MODEL, keys, (4,)), opt, x, y, **kwargs)
+    chex.assert_shape(r.history["train_loss"], (4, 3))
+    for k in (0, 3):
+        single = fit(MODEL, MODEL.init(keys[k], (4,)), opt, x, y, **kwargs)
+        chex.assert_trees_all_close(jax.tree.map(lambda a: a[k], r.params), single.params,
+                                    rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(r.history["eval_accuracy"][k], single.history["eval_accuracy"])
+
+
+def test_ensemble_of_one_is_a_plain_fit():
+    x, y = _data(40)
+    keys = jax.random.split(jax.random.key(7), 1)
+    kwargs = dict(epochs=2, batch_size=16, key=jax.random.key(8), progress=False)
+    r = fit_ensemble(MODEL, init_ensemble(MODEL, keys, (4,)), O.adam(1e-2), x, y, **kwargs)
+    single = fit(MODEL, MODEL.init(keys[0], (4,)), O.adam(1e-2), x, y, **kwargs)
+    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], r.params), single.params)
+    chex.assert_shape(r.history["train_loss"], (1, 2))
+
+
+def test_sweep_member_equals_single_fit_with_that_rate():
+    x, y = _data(60)
+    rates = jnp.array([1e-3, 3e-2, 1e-1])
+    kwargs = dict(epochs=3, batch_size=16, key=jax.random.key(8), progress=False)
+    r = fit_sweep(MODEL, _params(), O.adam, rates, x, y, **kwargs)
+    for k, lr in enumerate([1e-3, 3e-2, 1e-1]):
+        single = fit(MODEL, _params(), O.adam(lr), x, y, **kwargs)
+        chex.assert_trees_all_close(jax.tree.map(lambda a: a[k], r.params), single.params,
+                                    rtol=1e-5, atol=1e-6)
+
+
+def test_sweep_freezes_only_the_diverging_member():
+    x, y = _data(32)
+    rates = jnp.array([1e-2, 1e38])
+    with pytest.warns(RuntimeWarning, match="member 1"):
+        r = fit_sweep(MODEL, _params(), O.sgd, rates, x, y, epochs=4, batch_size=32,
+                      shuffle=False, progress=False)
+    assert [rep.member for rep in r.nonfinite] == [1]
+    assert np.all(np.isfinite(r.history["train_loss"][0]))
+    chex.assert_tree_all_finite(r.params)
+
+
+def test_ensemble_errors():
+    x, y = _data()
+    with pytest.raises(ValueError, match="fit_ensemble: params"):
+        fit_ensemble(MODEL, _params(), O.sgd(0.1), x, y, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="fit_sweep: make_optimizer"):
+        fit_sweep(MODEL, _params(), 0.1, jnp.ones(2), x, y, key=jax.random.key(0))
+
+
+def test_fit_checkpoint_and_resume_after_a_crash(tmp_path, monkeypatch):
+    """Checkpoint every 2 epochs; a run that crashes after epoch 4 resumes to 7 exactly."""
+    from fnn.training import _fit
+
+    x, y = _data(60)
+    opt = O.adam(1e-2)
+    kwargs = dict(batch_size=16, key=jax.random.key(4), eval_data=(x, y), progress=False)
+    whole = fit(MODEL, _params(), opt, x, y, epochs=7, **kwargs)
+    path = tmp_path / "state.fnn"
+    save = _fit._save_state
+
+    def save_then_crash(where, state, epoch):
+        save(where, state, epoch)
+        if epoch == 4:
+            raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(_fit, "_save_state", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        fit(MODEL, _params(), opt, x, y, epochs=7, checkpoint=path, checkpoint_every=2, **kwargs)
+    monkeypatch.undo()
+    saved = fnn.checkpoint.load(path)
+    assert saved["epoch"] == 4                      # the last multiple of 2 before the "crash"
+    resumed = fit(MODEL, None, opt, x, y, epochs=7, initial=path, **kwargs)
+    chex.assert_trees_all_equal(resumed.params, whole.params)
+    chex.assert_trees_all_equal(resumed.history, whole.history)
+    assert resumed.epoch == 7
+
+
+def test_fit_initial_must_be_a_result_or_checkpoint():
+    x, y = _data()
+    with pytest.raises(TypeError, match="fit: initial"):
+        fit(MODEL, _params(), O.sgd(0.1), x, y, key=jax.random.key(0), initial=3)
+
+
+def test_fit_records_per_layer_grad_norms():
+    x, y = _data(40)
+    model = fnn.mlp([8, 8, 8, 3], activation="sigmoid")
+    params = model.init(jax.random.key(0), (4,))
+    r = fit(model, params, O.sgd(0.1), x, y, epochs=3, batch_size=40, shuffle=False,
+            progress=False, grad_norms=True)
+    chex.assert_shape(r.history["grad_norms"], (3, 4))
+    grads = jax.grad(lambda p: softmax_cross_entropy(model.apply(p, x), y))(r.params)
+    chex.assert_trees_all_close(r.history["grad_norms"][-1],
+                                fnn.diagnostics.layer_grad_norms(grads), rtol=1e-5)
