@@ -45,6 +45,14 @@ def elementwise_grad(f):
     return jax.grad(lambda z: jnp.sum(f(z)))
 
 
+@jax.jit
+def gallery(z):
+    """For each activation: f(z), f'(z) by jax.grad, f'(z) by hand (NaN if none), f'(0)."""
+    zero = jnp.zeros(1, z.dtype)
+    return [(f(z), elementwise_grad(f)(z), hand(z) if hand else jnp.full_like(z, jnp.nan),
+             elementwise_grad(f)(zero)[0]) for _, f, hand in GALLERY]
+
+
 def plot(curves, z, path):
     try:
         import matplotlib
@@ -79,17 +87,14 @@ def main(argv=None):
     print(f"{'activation':<20}{'f range on [-4, 4]':>20}{'max f-prime':>13}{'f-prime(0)':>12}"
           f"{'max |hand - jax.grad|':>24}")
     curves, worst = [], 0.0
-    zero = jnp.zeros(1)
-    for name, f, hand in GALLERY:
-        f_z = f(z)
-        df_z = elementwise_grad(f)(z)
+    for (name, _, hand), (f_z, df_z, hand_z, df_0) in zip(GALLERY, gallery(z)):
         if hand is None:
             gap = "-"
         else:
-            worst = max(worst, float(jnp.max(jnp.abs(hand(z) - df_z))))
-            gap = f"{float(jnp.max(jnp.abs(hand(z) - df_z))):.1e}"
+            worst = max(worst, float(jnp.max(jnp.abs(hand_z - df_z))))
+            gap = f"{float(jnp.max(jnp.abs(hand_z - df_z))):.1e}"
         print(f"{name:<20}{f'[{float(f_z.min()):.3f}, {float(f_z.max()):.3f}]':>20}"
-              f"{float(df_z.max()):>13.4f}{float(elementwise_grad(f)(zero)[0]):>12.4f}{gap:>24}")
+              f"{float(df_z.max()):>13.4f}{float(df_0):>12.4f}{gap:>24}")
         curves.append((name, f_z, df_z))
 
     print("\nAt the kinks the derivative is a convention, the one jax.nn uses: relu'(0) = 0,"

@@ -83,7 +83,8 @@ def main(argv=None):
     print("  " + ", ".join(f"{k} = {float(v):.6f}" for k, v in f.items()))
     print("Backward stage, the chain rule factor by factor:")
     hand = chain_rule(params, x, y)
-    auto = jax.grad(loss_fn)(params, x, y)
+    gradient = jax.jit(jax.grad(loss_fn))
+    auto = gradient(params, x, y)
     gap = max(abs(float(hand[k] - auto[k])) for k in hand)
     print(f"  jax.grad: dL/dw4 = {float(auto['w4']):+.6f}, dL/dw1 = {float(auto['w1']):+.6f}; "
           f"max |hand - jax.grad| = {gap:.1e}")
@@ -93,7 +94,7 @@ def main(argv=None):
 
     print(f"\nGradient descent, w_new = w_old - lr * dL/dw (lr = {args.learning_rate}, {steps} steps):")
     for step in range(steps):
-        grads = jax.grad(loss_fn)(params, x, y)
+        grads = gradient(params, x, y)
         params = jax.tree.map(lambda w, g: w - args.learning_rate * g, params, grads)
         if step in (0, steps - 1) or (step + 1) % max(1, steps // 5) == 0:
             print(f"  step {step + 1:3d}: loss {float(loss_fn(params, x, y)):.6f}, "
@@ -104,19 +105,22 @@ def main(argv=None):
     mlp_params = model.init(jax.random.key(0), (2,))
     xs = jnp.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     ys = jnp.array([0, 1, 1, 0])
-    grads, deltas = backprop.mlp_grads(mlp_params, xs, ys, activation="sigmoid",
-                                       loss="binary_cross_entropy")
+    def hand_grads(p, xs, ys):
+        return backprop.mlp_grads(p, xs, ys, activation="sigmoid", loss="binary_cross_entropy")
+
+    grads, deltas = jax.jit(hand_grads)(mlp_params, xs, ys)
     for l, delta in enumerate(deltas):
         print(f"  layer {l + 1}: delta = dL/dz has shape {delta.shape}, |delta| = "
               f"{float(jnp.linalg.norm(delta)):.4f}")
-    reference = jax.grad(lambda p: fnn.losses.binary_cross_entropy(model.apply(p, xs), ys))(mlp_params)
+    def bce(p, xs, ys):
+        return fnn.losses.binary_cross_entropy(model.apply(p, xs), ys)
+
+    reference = jax.jit(jax.grad(bce))(mlp_params, xs, ys)
     mlp_gap = max(float(jnp.max(jnp.abs(a - b))) for a, b in
                   zip(jax.tree.leaves(grads), jax.tree.leaves(reference)))
     print(f"  max |mlp_grads - jax.grad| = {mlp_gap:.1e}")
-    report = diagnostics.check_gradients(
-        lambda p, xs, ys: fnn.losses.binary_cross_entropy(model.apply(p, xs), ys), mlp_params, xs, ys,
-        grad_fn=lambda p, xs, ys: backprop.mlp_grads(p, xs, ys, activation="sigmoid",
-                                                     loss="binary_cross_entropy").grads)
+    report = diagnostics.check_gradients(bce, mlp_params, xs, ys,
+                                         grad_fn=lambda p, xs, ys: hand_grads(p, xs, ys).grads)
     print(report)
     print(f"final: hand vs jax.grad {gap:.1e}, mlp_grads vs jax.grad {mlp_gap:.1e}, "
           f"finite differences {'passed' if report.passed else 'FAILED'}")

@@ -12,6 +12,13 @@ import pytest
 import fnn
 from fnn import backprop
 
+@pytest.fixture(autouse=True)
+def full_precision_matmuls():
+    """Full float32 matmuls: on GPUs the default (TF32) would blur a 1e-5 comparison."""
+    with jax.default_matmul_precision("highest"):
+        yield
+
+
 ACTIVATIONS = backprop.ACTIVATIONS
 LOSSES = backprop.LOSSES
 OUTPUTS = {"mse": 3, "binary_cross_entropy": 1, "softmax_cross_entropy": 4}

@@ -190,9 +190,20 @@ def vanishing_gradient_report(key: jax.Array, x: Any = None, y: Any = None, *, d
 
     Example:
       >>> import jax, fnn
-      >>> report = fnn.diagnostics.vanishing_gradient_report(jax.random.key(0), depth=6)
-      >>> report.norms.shape, bool(report.ratios[0] < 0.01 < report.ratios[2])
-      ((3, 6), True)
+      >>> report = fnn.diagnostics.vanishing_gradient_report(
+      ...     jax.random.key(0), depth=5, width=8, activations=("sigmoid", "relu"), batch_size=64)
+      >>> report.norms.shape, bool(report.ratios[0] < 0.1 < report.ratios[1])
+      ((2, 5), True)
+      >>> print(report)  # doctest: +SKIP
+      |dL/dW| per layer (layer 1 = input side), depth 5
+           layer    sigmoid       relu
+               1  9.107e-04  1.490e-01
+               2  1.964e-03  1.169e-01
+               3  7.425e-03  8.572e-02
+               4  5.125e-02  1.890e-01
+               5  1.218e-01  1.224e-01
+      first/last  7.479e-03  1.217e+00
+      mean f'(z)      0.228      0.492
     """
     fn = "vanishing_gradient_report"
     depth = _checks.positive_int(fn, "depth", depth)
