@@ -95,14 +95,19 @@ def _check_labels(fn: str, loss: Callable, predictions: jax.ShapeDtypeStruct, y:
     """Label range mistakes caught on the host, once, before anything compiles."""
     if loss is softmax_cross_entropy:
         k = predictions.shape[-1]
-        lo, hi = int(jnp.min(y)), int(jnp.max(y))
+        lo, hi = (int(v) for v in jax.device_get(_value_range(y)))
         if lo < 0 or hi >= k:
             _checks.fail(fn, arg, f"be class indices in [0, {k}) for a model with {k} outputs",
                          f"values in [{lo}, {hi}]")
     elif loss is binary_cross_entropy:
-        lo, hi = float(jnp.min(y)), float(jnp.max(y))
+        lo, hi = (float(v) for v in jax.device_get(_value_range(y)))
         if lo < 0 or hi > 1:
             _checks.fail(fn, arg, "be in {0, 1}", f"values in [{lo}, {hi}]")
+
+
+@jax.jit
+def _value_range(y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jnp.min(y), jnp.max(y)
 
 
 def _leaf_path(flags: Params, member: int | None) -> str | None:
@@ -113,8 +118,8 @@ def _leaf_path(flags: Params, member: int | None) -> str | None:
     return None
 
 
-def _reports(state: LoopState, members: int | None) -> tuple:
-    bad_epoch, bad_step = np.asarray(state.bad_epoch), np.asarray(state.bad_step)
+def _reports(bad_epoch: np.ndarray, bad_step: np.ndarray, state: LoopState,
+             members: int | None) -> tuple:
     if members is None:
         if bad_epoch < 0:
             return ()
@@ -184,11 +189,14 @@ def run_loop(cfg: LoopConfig, params: Params, opt_state: Any, hyper: Any, x: jax
             epoch = done
         if bar is not None:
             bar.close()
-    completed = int(state.epoch)
-    reports = _reports(state, members)
+    completed, bad_epoch, bad_step = jax.device_get((state.epoch, state.bad_epoch, state.bad_step))
+    completed = int(completed)
+    reports = _reports(bad_epoch, bad_step, state, members)
     for report in reports:
         warnings.warn(str(report), RuntimeWarning, stacklevel=3)
-    history_out = _first_epochs(state.history, len(batch_shape), completed)
+    history_out = state.history
+    if completed < epochs:          # stopped early by the non-finite guard
+        history_out = _first_epochs(state.history, len(batch_shape), completed)
     return FitResult(state.params, state.opt_state, history_out, state.key, completed, reports)
 
 
@@ -294,6 +302,22 @@ def train(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any, *
                     checkpoint_every=checkpoint_every)
 
 
+def _output_shape(apply: Callable, params: Params, stacked: bool, x: jax.Array):
+    """Shape of one example's prediction, traced abstractly (cached: fit is called often)."""
+    leaves, treedef = jax.tree.flatten(params)
+    start = 1 if stacked else 0
+    key = (apply, treedef, tuple((a.shape[start:], a.dtype) for a in leaves), x.shape[1:], x.dtype)
+    if key not in _OUTPUT_SHAPES:
+        if len(_OUTPUT_SHAPES) > 256:
+            _OUTPUT_SHAPES.clear()
+        single = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(s, d) for s, d in key[2]])
+        _OUTPUT_SHAPES[key] = jax.eval_shape(apply, single, jax.ShapeDtypeStruct(key[3], key[4]))
+    return _OUTPUT_SHAPES[key]
+
+
+_OUTPUT_SHAPES: dict = {}
+
+
 def _as_result(fn: str, initial: Any) -> FitResult:
     """A FitResult from a FitResult, a dict of its fields, or a checkpoint path."""
     if isinstance(initial, (str, os.PathLike)):
@@ -354,9 +378,8 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
             _checks.fail(fn, "key", "be a jax.random key (it shuffles the data every epoch; "
                          "pass shuffle=False for a fixed order)", None)
         key = jax.random.key(0)
-    single = params if members is None else jax.tree.map(lambda a: a[0], params)
     try:
-        predictions = jax.eval_shape(apply, single, jax.ShapeDtypeStruct(x.shape[1:], x.dtype))
+        predictions = _output_shape(apply, params, members is not None, x)
     except ValueError as e:
         raise ValueError(f"{fn}: x does not fit the model: {e}") from None
     _check_labels(fn, loss, predictions, y, "y")
