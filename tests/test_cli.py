@@ -1,0 +1,205 @@
+"""fnn.cli: `fnn train` / `fnn evaluate` run in-process on tiny settings."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+from fnn.cli import build_parser, main
+
+pytest.importorskip("sklearn")  # digits is bundled with scikit-learn (the data extra)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """`fnn train` on digits with a small MLP for 3 epochs, progress bar on."""
+    out = tmp_path_factory.mktemp("digits")
+    code, stdout, stderr = _run(["train", "--hidden", "32", "--epochs", "3", "--seed", "3",
+                                 "--out", str(out)])
+    with open(out / "config.json") as f:
+        config = json.load(f)
+    return out, code, stdout, stderr, config
+
+
+def _reference(config):
+    """The run rebuilt by hand from the documented seed flow: split(key(seed), 3)."""
+    c = config["config"]
+    k_data, k_init, k_order = jax.random.split(jax.random.key(c["seed"]), 3)
+    options = {} if c["samples"] is None else {"n": c["samples"]}
+    data = fnn.datasets.load(c["data"], key=k_data, **options)
+    model = fnn.mlp(c["hidden"] + [data.num_classes], activation=c["activation"])
+    return data, model, k_init, k_order
+
+
+def test_train_exits_zero_and_writes_checkpoint_config_history(digits_run):
+    out, code, _, _, config = digits_run
+    assert code == 0
+    assert {"params.ckpt", "config.json", "history.json"} <= set(os.listdir(out))
+    assert config["config"] == {"data": "digits", "samples": None, "hidden": [32],
+                                "activation": "relu", "optimizer": "adam", "learning_rate": 2e-3,
+                                "epochs": 3, "batch_size": 64, "seed": 3, "ensemble": 1}
+    with open(out / "history.json") as f:
+        history = json.load(f)
+    assert sorted(history) == ["eval_accuracy", "eval_loss", "train_loss"]
+    assert all(len(v) == 3 for v in history.values())
+    assert history["eval_accuracy"][-1] == pytest.approx(config["result"]["test_accuracy"])
+    assert 0.85 < config["result"]["test_accuracy"] <= 1.0
+
+
+def test_train_equals_fit_with_the_documented_keys(digits_run):
+    out, _, _, _, config = digits_run
+    data, model, k_init, k_order = _reference(config)
+    ref = fnn.fit(model, model.init(k_init, (64,)), fnn.optimizers.adam(2e-3), data.x_train,
+                  data.y_train, epochs=3, batch_size=64, key=k_order,
+                  eval_data=(data.x_test, data.y_test), progress=False)
+    with open(out / "history.json") as f:
+        history = json.load(f)
+    np.testing.assert_allclose(history["train_loss"], ref.history["train_loss"], rtol=1e-6)
+    saved = fnn.checkpoint.load(out / "params.ckpt", like=ref.params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), saved, ref.params)
+
+
+def test_train_shows_progress_and_prints_summary(digits_run):
+    _, _, stdout, stderr, _ = digits_run
+    assert "epoch 3/3" in stderr and "eval_accuracy" in stderr
+    assert "test accuracy" in stdout and "steps/s" in stdout and " s since " in stdout
+
+
+def test_train_writes_plots(digits_run):
+    pytest.importorskip("matplotlib")
+    out = digits_run[0]
+    for name in ("loss.png", "accuracy.png", "confusion.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
+    assert not (out / "boundary.png").exists()  # 64 features: no 2-D boundary
+
+
+@pytest.mark.parametrize("target", ["folder", "checkpoint"])
+def test_evaluate_reproduces_the_train_accuracy(digits_run, target):
+    out, _, _, _, config = digits_run
+    path = out if target == "folder" else out / "params.ckpt"
+    code, stdout, _ = _run(["evaluate", str(path)])
+    assert code == 0
+    assert f"test accuracy {config['result']['test_accuracy']:.4f}" in stdout
+    assert f"test loss {config['result']['test_loss']:.4f}" in stdout
+
+
+def test_train_ensemble_reports_mean_and_averaged_accuracy(tmp_path):
+    out = tmp_path / "moons"
+    code, stdout, stderr = _run(["train", "--data", "moons", "--samples", "200", "--hidden", "8",
+                                 "--epochs", "4", "--ensemble", "3", "--lr", "0.02",
+                                 "--no-progress", "--out", str(out)])
+    assert code == 0 and "epoch" not in stderr
+    result = json.load(open(out / "config.json"))["result"]
+    assert len(result["member_accuracy"]) == 3
+    assert result["member_accuracy_mean"] == pytest.approx(np.mean(result["member_accuracy"]))
+    # Reference: the members' mean softmax, from the checkpoint.
+    data, model, k_init, _ = _reference(json.load(open(out / "config.json")))
+    like = fnn.training.init_ensemble(model, jax.random.split(k_init, 3), (2,))
+    params = fnn.checkpoint.load(out / "params.ckpt", like=like)
+    probs = jnp.mean(jax.nn.softmax(jax.vmap(model.apply, (0, None))(params, data.x_test)), 0)
+    expected = float(jnp.mean(jnp.argmax(probs, -1) == data.y_test))
+    assert result["test_accuracy"] == pytest.approx(expected)
+    assert f"ensemble of 3; members' mean {result['member_accuracy_mean']:.4f}" in stdout
+    code, stdout, _ = _run(["evaluate", str(out)])
+    assert code == 0 and f"test accuracy {result['test_accuracy']:.4f}" in stdout
+    if os.environ.get("FNN_SKIP_PLOTS") is None and _has_matplotlib():
+        assert (out / "boundary.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["train", "--epochs", "0"], "--epochs"),
+    (["train", "--epochs", "ten"], "--epochs"),
+    (["train", "--batch-size", "-4"], "--batch-size"),
+    (["train", "--lr", "-0.1"], "--lr"),
+    (["train", "--lr", "nan"], "--lr"),
+    (["train", "--hidden", "128,x"], "--hidden"),
+    (["train", "--hidden", "0"], "--hidden"),
+    (["train", "--data", "mnist"], "--data"),
+    (["train", "--optimizer", "lbfgs"], "--optimizer"),
+    (["train", "--activation", "softmax"], "--activation"),
+    (["train", "--ensemble", "0"], "--ensemble"),
+    (["train", "--unknown"], "--unknown"),
+    (["evaluate"], "path"),
+    (["frobnicate"], "frobnicate"),
+])
+def test_bad_options_exit_2_with_one_line(argv, names):
+    code, stdout, stderr = _run(argv)
+    assert code == 2
+    assert stderr.count("\n") == 1 and stderr.endswith("\n"), stderr
+    assert names in stderr and "error:" in stderr and "Traceback" not in stderr
+
+
+def test_fnn_errors_exit_1_with_one_line(digits_run, tmp_path, monkeypatch):
+    broken = tmp_path / "broken"
+    shutil.copytree(digits_run[0], broken)
+    with open(broken / "params.ckpt", "r+b") as f:
+        f.truncate(100)
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["evaluate", str(broken)], "params.ckpt"),                   # truncated checkpoint
+        (["evaluate", str(tmp_path / "empty")], "config.json"),       # not a run folder
+        (["evaluate", str(tmp_path / "missing" / "params.ckpt")], "config.json"),
+        (["train", "--samples", "10", "--out", str(tmp_path / "s")], "--samples"),
+    ]
+    for argv, name in cases:
+        code, _, stderr = _run(argv)
+        assert code == 1, argv
+        assert stderr.count("\n") == 1 and name in stderr and f"fnn {argv[0]}: error:" in stderr, stderr
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as without the data extra
+    code, _, stderr = _run(["train", "--out", str(tmp_path / "d")])
+    assert code == 1 and stderr.count("\n") == 1 and 'fnn[data]' in stderr, stderr
+
+
+def test_help_is_complete_for_each_subcommand():
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(subcommands) == {"train", "evaluate"}
+    code, top, _ = _run(["--help"])
+    assert code == 0 and "train" in top and "evaluate" in top
+    for name, sub in subcommands.items():
+        code, text, _ = _run([name, "--help"])
+        assert code == 0
+        for action in sub._actions:
+            for option in action.option_strings or [action.dest]:
+                assert option in text, (name, option)
+            assert action.help is None or action.help.split()[0] in text
+    assert "(default: digits)" in _run(["train", "--help"])[1]
+
+
+def test_no_command_prints_help_and_exits_2():
+    code, stdout, _ = _run([])
+    assert code == 2 and "usage: fnn" in stdout
+
+
+def test_python_dash_m_fnn_runs_the_same_command():
+    done = subprocess.run([sys.executable, "-m", "fnn", "train", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--ensemble" in done.stdout and "usage: fnn train" in done.stdout
