@@ -139,8 +139,17 @@ def relu(x: ArrayLike) -> jax.Array:
       >>> fnn.relu(jnp.array([-2.0, 0.0, 3.0]))
       Array([0., 0., 3.], dtype=float32)
     """
-    x = _as_array("relu", x)
-    return jnp.where(x > 0, x, jnp.zeros_like(x))
+    return _relu(_as_array("relu", x))
+
+
+@jax.custom_jvp
+def _relu(x: jax.Array) -> jax.Array:
+    # maximum propagates NaN (a where(x > 0, x, 0) would silently turn NaN into 0 and
+    # hide a diverged run); the custom JVP fixes relu'(0) = 0 where maximum gives 0.5.
+    return jnp.maximum(x, jnp.zeros_like(x))
+
+
+_relu.defjvps(lambda g, ans, x: jnp.where(x > 0, g, jnp.zeros_like(g)))
 
 
 def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> jax.Array:
