@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from fnn import _checks
+from fnn._cache import same_object_for_same_arguments
 from fnn import activations as _activations
 from fnn import initializers as _initializers
 
@@ -43,6 +44,7 @@ def _input_shape(fn: str, input_shape: Any) -> tuple[int, ...]:
     return shape
 
 
+@same_object_for_same_arguments
 def dense(features: int, *, w_init: Callable = None, b_init: Callable = _initializers.zeros,
           dtype=jnp.float32) -> Layer:
     r"""Fully connected layer: the net sum of every neuron at once.
@@ -104,6 +106,7 @@ def dense_apply(params: Params, x: ArrayLike, *, name: str = "dense") -> jax.Arr
     return jnp.asarray(x) @ w + b
 
 
+@same_object_for_same_arguments
 def prelu(init_alpha: float = 0.25, *, dtype=jnp.float32) -> Layer:
     r"""PReLU layer: :func:`fnn.activations.prelu` with a learnable scalar slope.
 
@@ -142,6 +145,7 @@ def _as_layer(fn: str, i: int, layer: Any) -> Layer:
                  type(layer).__name__, TypeError)
 
 
+@same_object_for_same_arguments
 def serial(*layers: Layer | Callable[[jax.Array], jax.Array]) -> Layer:
     r"""Compose layers: the output of each is the input of the next.
 

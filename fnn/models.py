@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from fnn import _checks
+from fnn._cache import same_object_for_same_arguments
 from fnn import activations as _activations
 from fnn import initializers as _initializers
 from fnn.layers import Layer, dense, dense_apply
@@ -98,6 +99,18 @@ def mlp(features: Sequence[int], activation="relu", output_activation=None, w_in
       >>> model.apply(params, jnp.ones((8, 4))).shape
       (8, 3)
     """
+    # A list of sizes becomes a tuple so that equal models are the same (cached) object.
+    if isinstance(features, list):
+        features = tuple(features)
+    return _mlp(features, activation, output_activation, w_init, b_init=b_init,
+                prelu_init_alpha=prelu_init_alpha, dtype=dtype)
+
+
+@same_object_for_same_arguments
+def _mlp(features: Sequence[int], activation="relu", output_activation=None, w_init=None, *,
+        b_init: Callable = _initializers.zeros, prelu_init_alpha: float = 0.25,
+        dtype=jnp.float32) -> Layer:
+    """The cached body of :func:`mlp`."""
     if isinstance(features, (int, str)) or not isinstance(features, Sequence) or len(features) == 0:
         _checks.fail("mlp", "features", "be a non-empty list of layer sizes such as [128, 10]",
                      repr(features))
@@ -134,3 +147,4 @@ def mlp(features: Sequence[int], activation="relu", output_activation=None, w_in
             a = act(z, p["alpha"]) if learned_alpha else act(z)
 
     return Layer(init, apply)
+

@@ -227,3 +227,10 @@ def test_mlp_wrong_input_size_names_layer_and_shapes(transform):
 def test_mlp_apply_wrong_params_raises(params):
     with pytest.raises(ValueError, match=r"mlp: params must be a list of 2 layer dicts"):
         fnn.mlp([5, 3]).apply(params, jnp.ones((2, 4)))
+
+
+def test_mlp_same_arguments_give_the_same_model_object():
+    """Equal models share their functions, so jit (and fit) reuse compiled programs."""
+    assert fnn.mlp([8, 3]) is fnn.mlp([8, 3]) is fnn.mlp((8, 3))
+    assert fnn.mlp([8, 3]) is not fnn.mlp([8, 4])
+    assert fnn.mlp([8, 3], activation="tanh") is not fnn.mlp([8, 3])
