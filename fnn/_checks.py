@@ -127,3 +127,16 @@ def prng_key(fn: str, arg: str, key: Any) -> None:
     elif dtype == jnp.uint32 and jnp.ndim(key) == 1:
         return
     fail(fn, arg, "be a single PRNG key such as jax.random.key(0)", describe(key), TypeError)
+
+
+def boolean(fn: str, arg: str, value: Any) -> bool:
+    """A flag must be a Python (or NumPy) bool: ``"no"`` or ``None`` would read as truthy/falsy."""
+    if not isinstance(value, (bool, np.bool_)):
+        fail(fn, arg, "be a bool", describe(value), TypeError)
+    return bool(value)
+
+
+def scalar(fn: str, arg: str, value: Any) -> None:
+    """``value`` must be 0-d (a number or a 0-d array, traced or not), not a vector."""
+    if not callable(value) and np.ndim(value) != 0:  # np.ndim reads .ndim: tracers work
+        fail(fn, arg, "be a scalar", f"shape {np.shape(value)}")
