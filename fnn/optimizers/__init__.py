@@ -33,6 +33,13 @@ notes                    fnn
 
 The notes' Adam omits the bias correction and places eps inside the root; see
 :func:`adam`.
+
+Checks (static, so they run once at trace time and cost nothing in a compiled loop):
+``update`` raises ``ValueError`` when ``grads`` differs from the params given to ``init``
+in structure or in a leaf's shape (optax would broadcast and silently grow the state),
+``TypeError`` for integer gradients or a ``state`` that is not the optimizer's own (a
+plain tuple of its fields, as :func:`fnn.checkpoint.load` returns, is accepted);
+:func:`apply_updates` raises ``ValueError`` when ``updates`` does not match ``params``.
 """
 
 from fnn.optimizers._adam import AdamState, adam, adamw

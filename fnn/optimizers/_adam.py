@@ -32,16 +32,18 @@ def _adam(fn: str, learning_rate, b1, b2, eps, weight_decay) -> GradientTransfor
 
     def init(params):
         _base.check_params(fn, params)
+        _base.check_eps_fits(fn, eps, params)
         return AdamState(count=_base.init_count(), mu=_tree.zeros_like(params),
                          nu=_tree.zeros_like(params))
 
     def update(grads, state, params=None):
+        state = _base.check_state(fn, state, AdamState)
         _base.check_update_args(fn, grads, state.mu)
         if weight_decay is not None:
             if params is None:
                 _checks.fail(fn, "params", "be passed to update (weight decay scales them)",
                              "None")
-            _tree.check_same_structure(fn, "params", params, state.mu, "the params given to init")
+            _base.check_like_init(fn, "params", params, state.mu)
         lr = _base.learning_rate_at(learning_rate, state.count)
         count = _base.safe_increment(state.count)
         # 1 - b**t in the default float dtype (float32; float64 under x64), never in
@@ -107,8 +109,10 @@ def adam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
       A :class:`GradientTransformation` with state ``AdamState(count, mu, nu)``.
 
     Raises:
-      ValueError: if ``learning_rate < 0``, ``b1`` or ``b2`` is outside [0, 1), or
-        ``eps <= 0``.
+      ValueError: if ``learning_rate`` is negative, infinite or not a scalar, ``b1`` or
+        ``b2`` is outside [0, 1), or ``eps <= 0``; at ``init``, if ``eps`` rounds to 0 in a
+        param's dtype (float16 with the default 1e-8), where a zero gradient would give
+        NaN (it does in optax).
 
     Example:
       >>> import jax.numpy as jnp

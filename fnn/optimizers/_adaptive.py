@@ -56,8 +56,8 @@ def adagrad(learning_rate: ScalarOrSchedule, initial_accumulator_value: float = 
       A :class:`GradientTransformation` with state ``AdagradState(count, sum_of_squares)``.
 
     Raises:
-      ValueError: if ``learning_rate < 0``, ``initial_accumulator_value < 0`` or
-        ``eps <= 0``.
+      ValueError: if ``learning_rate`` is negative, infinite or not a scalar,
+        ``initial_accumulator_value < 0`` or ``eps <= 0``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -118,7 +118,9 @@ def rmsprop(learning_rate: ScalarOrSchedule, decay: float = 0.9,
       A :class:`GradientTransformation` with state ``RmspropState(count, nu)``.
 
     Raises:
-      ValueError: if ``learning_rate < 0``, ``decay`` is outside [0, 1) or ``eps <= 0``.
+      ValueError: if ``learning_rate`` is negative, infinite or not a scalar, ``decay`` is
+        outside [0, 1) or ``eps <= 0``; at ``init``, if ``eps`` rounds to 0 in a param's
+        dtype (float16 with the default 1e-8), where a zero gradient would give NaN.
 
     Example:
       >>> import jax.numpy as jnp
@@ -143,4 +145,4 @@ def rmsprop(learning_rate: ScalarOrSchedule, decay: float = 0.9,
         nu = (1 - decay) * (g * g) + decay * nu
         return jax.lax.rsqrt(nu + eps) * g, nu
 
-    return _base.accumulating("rmsprop", RmspropState, 0.0, rule, learning_rate)
+    return _base.accumulating("rmsprop", RmspropState, 0.0, rule, learning_rate, eps=eps)

@@ -45,7 +45,7 @@ def sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
       each gradient's dtype.
 
     Raises:
-      ValueError: if ``learning_rate`` is negative or NaN.
+      ValueError: if ``learning_rate`` is negative, NaN, infinite or not a scalar.
       TypeError: if ``learning_rate`` is not a number or a callable.
 
     Example:
@@ -70,6 +70,8 @@ def sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
 
     def update(grads, state, params=None):
         del params
+        state = _base.check_state("sgd", state, SgdState)
+        _base.check_grads_floating("sgd", grads)
         lr = _base.learning_rate_at(learning_rate, state.count)
         updates = jax.tree.map(lambda g: _base.scale_by_learning_rate(lr, g), grads)
         return updates, SgdState(count=_base.safe_increment(state.count))
@@ -111,7 +113,8 @@ def momentum(learning_rate: ScalarOrSchedule, beta: float = 0.9,
       ``trace`` has the params' structure, shapes and dtypes.
 
     Raises:
-      ValueError: if ``learning_rate < 0`` or ``beta`` is outside [0, 1).
+      ValueError: if ``learning_rate`` is negative, infinite or not a scalar, or ``beta``
+        is outside [0, 1).
       TypeError: if ``nesterov`` is not a bool, or a hyperparameter is not a number.
 
     Example:
