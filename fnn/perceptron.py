@@ -32,6 +32,7 @@ once.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -84,7 +85,11 @@ def init(n_features: int, dtype: Any = jnp.float32) -> dict:
       {'w': Array([0., 0.], dtype=float32), 'b': Array(0., dtype=float32)}
     """
     n_features = _checks.positive_int("perceptron.init", "n_features", n_features)
-    if not jnp.issubdtype(dtype, jnp.floating):
+    try:
+        floating = jnp.issubdtype(dtype, jnp.floating)
+    except TypeError:  # not a dtype at all ("foo", a list...)
+        floating = False
+    if not floating:
         _checks.fail("perceptron.init", "dtype", "be a floating dtype", repr(dtype), TypeError)
     return {"w": jnp.zeros((n_features,), dtype), "b": jnp.zeros((), dtype)}
 
@@ -168,7 +173,8 @@ def fit(params: dict, x: ArrayLike, y: ArrayLike, *, learning_rate: ArrayLike = 
 
     Raises:
       ValueError: for mismatched shapes, labels outside {0, 1} (when known at trace
-        time), ``learning_rate <= 0`` or a non-positive ``max_epochs``.
+        time), a ``learning_rate`` that is not a finite scalar > 0, or a non-positive
+        ``max_epochs``.
       TypeError: if ``params`` is not such a dict.
 
     Example:
@@ -200,7 +206,9 @@ def fit(params: dict, x: ArrayLike, y: ArrayLike, *, learning_rate: ArrayLike = 
         labels = np.asarray(y)
         if not np.isin(labels, (0, 1)).all():
             _checks.fail(fn, "y", "hold labels in {0, 1}", f"values {np.unique(labels)[:5]}")
-    _checks.number(fn, "learning_rate", learning_rate, low=0, low_open=True)
+    _checks.scalar(fn, "learning_rate", learning_rate)
+    _checks.number(fn, "learning_rate", learning_rate, low=0, high=math.inf, low_open=True,
+                   high_open=True)
     max_epochs = _checks.positive_int(fn, "max_epochs", max_epochs)
 
     dtype = w.dtype
