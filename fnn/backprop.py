@@ -170,11 +170,12 @@ def mlp_grads(params: list, x: ArrayLike, y: ArrayLike, *, activation: str | Cal
 
     Raises:
       ValueError: for an unsupported activation or loss, params that are not a
-        non-empty list of layer dicts, an ``x`` whose last axis does not fit the first
-        kernel, or a ``y`` the loss rejects (the message names ``y`` and quotes the
-        loss's own complaint).
-      TypeError: for a ``y`` of the wrong kind (float classes for softmax
-        cross-entropy).
+        non-empty list of layer dicts (or a layer whose ``w`` is not 2-D with ``b`` of
+        shape ``(out,)``), an ``x`` whose last axis does not fit the first kernel, or a
+        ``y`` the loss rejects (the message names ``y`` and quotes the loss's own
+        complaint).
+      TypeError: for an ``x`` or ``y`` that is not an array, or a ``y`` of the wrong
+        kind (float classes for softmax cross-entropy).
 
     Example:
       >>> import jax, jax.numpy as jnp, fnn
@@ -196,6 +197,13 @@ def mlp_grads(params: list, x: ArrayLike, y: ArrayLike, *, activation: str | Cal
             isinstance(p, dict) and "w" in p and "b" in p for p in params):
         _checks.fail(fn, "params", 'be a non-empty list of {"w", "b"} layer dicts (fnn.mlp params)',
                      _checks.describe(params))
+    for l, p in enumerate(params):
+        # Each layer alone; dense_apply checks that consecutive layers chain.
+        if jnp.ndim(p["w"]) != 2 or jnp.shape(p["b"]) != jnp.shape(p["w"])[1:]:
+            _checks.fail(fn, f"params[{l}]", 'hold "w" of shape (in, out) and "b" of shape (out,)',
+                         f"w {jnp.shape(p['w'])}, b {jnp.shape(p['b'])}")
+    _checks.array_like(fn, "x", x)
+    _checks.array_like(fn, "y", y)
     if act_name == "prelu" and not all("alpha" in p for p in params[:-1]):
         _checks.fail(fn, "params", 'hold "alpha" in every hidden layer for activation "prelu"',
                      [sorted(p) for p in params])
