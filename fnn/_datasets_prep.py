@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import describe, fail, floating, integer, ndim_at_least, number, positive_int, prng_key
+from fnn._checks import (array_like, boolean, describe, fail, floating, integer, ndim_at_least, number,
+                         positive_int, prng_key)
 
 
 class Split(NamedTuple):
@@ -34,6 +35,8 @@ class Standardizer(NamedTuple):
 
 def _examples(fn: str, x: Any, y: Any) -> int:
     """The number of examples: ``x`` and ``y`` share their leading axis."""
+    array_like(fn, "x", x)
+    array_like(fn, "y", y)
     ndim_at_least(fn, "x", x, 1)
     n = jnp.shape(x)[0]
     if jnp.ndim(y) < 1 or jnp.shape(y)[0] != n:
@@ -63,7 +66,8 @@ def train_test_split(key: jax.Array, x: Any, y: Any, *, test_fraction: float = 0
 
     Raises:
       ValueError: ``y`` of another length than ``x``; ``test_fraction`` outside (0, 1) or
-        leaving a split empty. TypeError: non-integer ``y`` with ``stratify``.
+        leaving a split empty. TypeError: ``x`` or ``y`` not an array, non-integer ``y``
+        with ``stratify``, a ``stratify`` that is not a bool.
 
     Note:
       scikit-learn returns ``X_train, X_test, y_train, y_test``; fnn keeps the order of
@@ -78,6 +82,7 @@ def train_test_split(key: jax.Array, x: Any, y: Any, *, test_fraction: float = 0
     prng_key(fn, "key", key)
     n = _examples(fn, x, y)
     number(fn, "test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+    stratify = boolean(fn, "stratify", stratify)
     perm = np.asarray(jax.random.permutation(key, n))
     if stratify:
         integer(fn, "y", y)
@@ -147,6 +152,11 @@ def standardize(x: Any, stats: Standardizer) -> jax.Array:
     Returns:
       Standardised features, same shape and dtype as ``x``.
 
+    Raises:
+      TypeError: non-floating ``x``; ``stats`` not a ``(mean, scale)`` pair of floating
+        arrays (a plain tuple, as :func:`fnn.checkpoint.load` returns it, is accepted).
+      ValueError: ``x``'s feature shape differs from ``stats.mean``'s.
+
     Example:
       >>> stats = fit_standardizer(jnp.array([[1.0], [3.0]]))
       >>> standardize(jnp.array([[1.0], [5.0]]), stats).tolist()
@@ -154,10 +164,16 @@ def standardize(x: Any, stats: Standardizer) -> jax.Array:
     """
     fn = "standardize"
     floating(fn, "x", x)
-    if jnp.shape(x)[1:] != jnp.shape(stats.mean):
-        fail(fn, "x", f"have features of shape {tuple(jnp.shape(stats.mean))} like stats", f"shape {jnp.shape(x)}")
+    if not (isinstance(stats, tuple) and len(stats) == 2):  # a plain tuple: checkpoint.load
+        fail(fn, "stats", "be the Standardizer (mean, scale) from fit_standardizer", describe(stats),
+             TypeError)
+    floating(fn, "stats.mean", stats[0])
+    floating(fn, "stats.scale", stats[1])
+    mean, scale = jnp.asarray(stats[0]), jnp.asarray(stats[1])
+    if jnp.shape(x)[1:] != mean.shape:
+        fail(fn, "x", f"have features of shape {mean.shape} like stats", f"shape {jnp.shape(x)}")
     x = jnp.asarray(x)
-    return (x - stats.mean.astype(x.dtype)) / stats.scale.astype(x.dtype)
+    return (x - mean.astype(x.dtype)) / scale.astype(x.dtype)
 
 
 def batches(key: jax.Array | None, x: Any, y: Any, batch_size: int) -> Iterator[tuple[jax.Array, jax.Array]]:

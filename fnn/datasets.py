@@ -19,13 +19,14 @@ train/test split, standardisation fitted on the training split only — and retu
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import describe, fail, floating, number, positive_int, prng_key
+from fnn._checks import boolean, describe, fail, floating, number, positive_int, prng_key, scalar
 from fnn._datasets_bundled import breast_cancer, digits, iris
 from fnn._datasets_prep import Split, Standardizer, batches, fit_standardizer, standardize, train_test_split
 
@@ -33,9 +34,20 @@ __all__ = ["NAMES", "Dataset", "Split", "Standardizer", "batches", "blobs", "bre
            "fit_standardizer", "iris", "load", "moons", "spirals", "standardize", "train_test_split", "xor"]
 
 
+def _finite_scalar(fn: str, arg: str, value: Any, low: float | None = None) -> None:
+    """A finite Python/0-d number (>= ``low``): an array would broadcast into the data."""
+    scalar(fn, arg, value)
+    if low is None:
+        number(fn, arg, value, low=-math.inf, expectation="be a finite number")  # NaN fails
+    else:
+        number(fn, arg, value, low=low)
+    if isinstance(value, (int, float, np.number)) and not math.isfinite(value):
+        fail(fn, arg, "be finite", repr(value))
+
+
 def _check_generator(fn: str, key: Any, n: Any, noise: Any, dtype: Any) -> int:
     prng_key(fn, "key", key)
-    number(fn, "noise", noise, low=0)
+    _finite_scalar(fn, "noise", noise, low=0)
     try:
         ok = jnp.issubdtype(dtype, jnp.floating)
     except TypeError:  # not a dtype at all
@@ -154,7 +166,7 @@ def blobs(key: jax.Array, n: int, centers: int | Any = 3, *, noise: float = 1.0,
     n = _check_generator("blobs", key, n, noise, dtype)
     if isinstance(centers, (int, np.integer)) and not isinstance(centers, bool):
         k = positive_int("blobs", "centers", centers)
-        number("blobs", "radius", radius)
+        _finite_scalar("blobs", "radius", radius)
         angle = 2 * np.pi * np.arange(k) / k
         c = radius * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
     else:
@@ -214,7 +226,7 @@ def spirals(key: jax.Array, n: int, *, classes: int = 2, noise: float = 0.05, tu
     n = _check_generator("spirals", key, n, noise, dtype)
     if positive_int("spirals", "classes", classes) < 2:
         fail("spirals", "classes", "be an integer >= 2", repr(classes))
-    number("spirals", "turns", turns, low=0)
+    _finite_scalar("spirals", "turns", turns, low=0)
     return _spirals(key, n, int(classes), noise, turns, jnp.dtype(dtype))
 
 
@@ -260,7 +272,8 @@ def load(name: str, *, key: jax.Array, test_fraction: float = 0.2, standardize: 
 
     Raises:
       ValueError: unknown ``name`` (the message lists the valid ones).
-      TypeError: ``options`` given for a real dataset, or not accepted by the generator.
+      TypeError: ``options`` given for a real dataset, or not accepted by the generator;
+        a ``standardize`` that is not a bool.
       ImportError: a real dataset without scikit-learn (``pip install "fnn[data]"``).
 
     Example:
@@ -270,6 +283,7 @@ def load(name: str, *, key: jax.Array, test_fraction: float = 0.2, standardize: 
     """
     if name not in NAMES:
         fail("load", "name", f"be one of {', '.join(NAMES)}", repr(name))
+    standardize = boolean("load", "standardize", standardize)
     prng_key("load", "key", key)
     k_data, k_split = jax.random.split(key)
     if name in _REAL:
