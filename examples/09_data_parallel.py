@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> float:
     os.makedirs(args.out, exist_ok=True)
     plots.curves({name: r.history["train_loss"] for name, r in runs.items()},
                  os.path.join(args.out, "09_data_parallel.png"), log_y=True, ylabel="train loss",
+                 dashed=[f"{len(devices)} devices"],
                  title=f"digits: 1 device vs {len(devices)} devices (same curve)")
     return diff
 

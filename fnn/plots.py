@@ -15,7 +15,7 @@ figure is kept alive after the call.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -69,7 +69,7 @@ def _save(fig, path: str) -> str:
 
 def curves(series: Mapping[str, Any], path: str | os.PathLike, *, x: Any = None,
            title: str | None = None, xlabel: str = "epoch", ylabel: str | None = None,
-           log_x: bool = False, log_y: bool = False) -> str | None:
+           log_x: bool = False, log_y: bool = False, dashed: Sequence[str] = ()) -> str | None:
     r"""Line plot of named per-epoch series (loss curves, accuracy curves) to a PNG.
 
     A 1-D series ``(epochs,)`` is one line. A 2-D series ``(members, epochs)`` — the
@@ -82,6 +82,7 @@ def curves(series: Mapping[str, Any], path: str | os.PathLike, *, x: Any = None,
       path: the PNG file to write (missing folders are created).
       x: x-coordinates ``(epochs,)``; default ``1, 2, ..., epochs``.
       title, xlabel, ylabel: axis texts. log_x, log_y: logarithmic axes.
+      dashed: labels drawn dashed, so a curve lying on top of another stays visible.
 
     Returns:
       ``path`` as a string, or ``None`` when matplotlib is not installed.
@@ -125,12 +126,13 @@ def curves(series: Mapping[str, Any], path: str | os.PathLike, *, x: Any = None,
                 mean = np.nanmean(np.where(np.isfinite(a), a, np.nan), axis=0)
             ax.plot(steps, mean, color=color, linewidth=2.0, label=f"{label} (mean of {a.shape[0]})")
         else:
-            ax.plot(steps, a, color=color, linewidth=1.8, label=label)
-    if xs is None:  # epochs: whole numbers on the axis
-        from matplotlib.ticker import MaxNLocator
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.plot(steps, a, color=color, linewidth=1.8, label=label,
+                    linestyle="--" if label in dashed else "-")
     ax.set_xscale("log" if log_x else "linear")
     ax.set_yscale("log" if log_y else "linear")
+    if xs is None and not log_x:  # epochs: whole numbers on the axis (after set_xscale)
+        from matplotlib.ticker import MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     if ylabel:
         ax.set_ylabel(ylabel)

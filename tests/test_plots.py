@@ -52,7 +52,8 @@ def test_available_is_true_with_matplotlib(mpl):
 
 def test_curves_writes_png(mpl, tmp_path):
     path = plots.curves({"train": [1.0, 0.5, 0.25], "test": np.array([1.2, 0.8, 0.7])},
-                        tmp_path / "sub" / "loss.png", ylabel="loss", log_y=True, title="t")
+                        tmp_path / "sub" / "loss.png", ylabel="loss", log_y=True, title="t",
+                        dashed=["test"])
     assert path == str(tmp_path / "sub" / "loss.png")
     width, height = _png_size(path)
     assert 300 < width < 1000 and 200 < height < 800
