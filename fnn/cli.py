@@ -52,7 +52,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows defaults, except the empty ones (None, False) whose help says what happens."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _positive(kind: type, name: str):
@@ -85,17 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="{train,evaluate}")
     train = commands.add_parser(
         "train", formatter_class=_Formatter, help="train an MLP and save checkpoint, history and plots",
-        description="Train a multi-layer perceptron with fnn.fit (one compiled program), show "
-                    "progress, print test accuracy, time and steps/s, and write params.ckpt, "
+        description="Train a multi-layer perceptron with fnn.fit (one compiled program), show\n"
+                    "progress, print test accuracy, time and steps/s, and write params.ckpt,\n"
                     "config.json, history.json and plots (with matplotlib) into --out.",
         epilog="examples:\n  fnn train\n  fnn train --data spirals --hidden 64,64 --epochs 100\n"
                "  fnn train --optimizer sgd --lr 0.05 --ensemble 4")
     train.add_argument("--data", choices=DATASETS, default="digits",
                        help="dataset: bundled with scikit-learn (digits, breast_cancer, iris; "
                             "the 'data' extra) or generated 2-D points")
-    train.add_argument("--samples", type=_positive(int, "integer"), default=None,
+    train.add_argument("--samples", type=_positive(int, "integer"), default=None, metavar="N",
                        help="points to generate for moons/blobs/spirals/xor (default 1000)")
-    train.add_argument("--hidden", type=_hidden, default=[256], metavar="SIZES",
+    train.add_argument("--hidden", type=_hidden, default="256", metavar="SIZES",
                        help="hidden layer sizes, comma-separated, e.g. 128,64")
     train.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="hidden activation")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer")
@@ -111,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
     evaluate = commands.add_parser(
         "evaluate", formatter_class=_Formatter, help="score a checkpoint written by 'fnn train'",
-        description="Rebuild the model and the test split from the config.json beside a "
+        description="Rebuild the model and the test split from the config.json beside a\n"
                     "checkpoint written by 'fnn train' and print its test loss and accuracy.",
         epilog="example:\n  fnn evaluate runs/digits")
     evaluate.add_argument("path", help="output folder of 'fnn train', or its params.ckpt")
@@ -280,12 +285,17 @@ def _evaluate(args: argparse.Namespace, started: float) -> int:
     import jax
     import fnn
 
-    folder = args.path if os.path.isdir(args.path) else os.path.dirname(args.path) or "."
-    checkpoint = args.path if not os.path.isdir(args.path) else os.path.join(args.path, _CHECKPOINT)
+    if os.path.isdir(args.path):
+        folder, checkpoint = args.path, os.path.join(args.path, _CHECKPOINT)
+    elif os.path.isfile(args.path):
+        folder, checkpoint = os.path.dirname(args.path) or ".", args.path
+    else:
+        raise ValueError(f"path must be an output folder of 'fnn train' or its {_CHECKPOINT}; "
+                         f"got {args.path!r}, which does not exist")
     config_path = os.path.join(folder, _CONFIG)
     if not os.path.isfile(config_path):
-        raise ValueError(f"path must be a folder written by 'fnn train' (with {_CONFIG}); "
-                         f"no {config_path}")
+        raise ValueError(f"path must be an output folder of 'fnn train' (with {_CONFIG}); "
+                         f"got {folder!r}, which has no {_CONFIG}")
     with open(config_path) as f:
         config = json.load(f)["config"]
     data, model, _, _ = _setup(config)

@@ -165,7 +165,7 @@ def test_fnn_errors_exit_1_with_one_line(digits_run, tmp_path, monkeypatch):
     cases = [
         (["evaluate", str(broken)], "params.ckpt"),                   # truncated checkpoint
         (["evaluate", str(tmp_path / "empty")], "config.json"),       # not a run folder
-        (["evaluate", str(tmp_path / "missing" / "params.ckpt")], "config.json"),
+        (["evaluate", str(tmp_path / "missing" / "params.ckpt")], "does not exist"),
         (["train", "--samples", "10", "--out", str(tmp_path / "s")], "--samples"),
     ]
     for argv, name in cases:
@@ -190,7 +190,8 @@ def test_help_is_complete_for_each_subcommand():
             for option in action.option_strings or [action.dest]:
                 assert option in text, (name, option)
             assert action.help is None or action.help.split()[0] in text
-    assert "(default: digits)" in _run(["train", "--help"])[1]
+    text = _run(["train", "--help"])[1]
+    assert "(default: digits)" in text and "(default: 256)" in text and "(default: None)" not in text
 
 
 def test_no_command_prints_help_and_exits_2():
