@@ -47,7 +47,12 @@ __all__ = ["data_mesh", "fit"]
 
 def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D mesh named ``"data"`` over ``devices`` (default: all of ``jax.devices()``)."""
-    devices = jax.devices() if devices is None else list(devices)
+    if devices is None:
+        devices = jax.devices()
+    elif not hasattr(devices, "__iter__") or not all(isinstance(d, jax.Device) for d in devices):
+        _checks.fail("data_mesh", "devices", "be a list of jax devices such as jax.devices()",
+                     _checks.describe(devices), TypeError)
+    devices = list(devices)
     if not devices:
         _checks.fail("data_mesh", "devices", "list at least one device", "an empty list")
     return Mesh(np.asarray(devices), ("data",))

@@ -446,35 +446,22 @@ case("fit-initial-int", lambda: _fit(initial=3), T, "fit", "initial")
 case("fit-checkpoint_every-0", lambda: _fit(checkpoint="unused.ckpt", checkpoint_every=0), V, "fit",
      "checkpoint_every")
 case("fit-int-params", lambda: _fit(params=jax.tree.map(lambda a: a.astype(int), mlp_params())),
-     T, "(fit|sgd)", "params")
-case("fit-key-str", lambda: _fit(key="k"), T, "fit", "key",
-     bug="training.fit(..., key='k') raises jax's 'Error interpreting argument ... as an abstract "
-         "array' (fit never runs _checks.prng_key on key)")
-case("fit-key-int", lambda: _fit(key=3), T, "fit", "key",
-     bug="training.fit(..., key=3) raises jax's 'invalid PRNG key data'")
-case("fit-key-batch", lambda: _fit(key=jax.random.split(KEY, 2)), T, "fit", "key",
-     bug="training.fit(..., key=<2 keys>) raises jax's 'fold_in accepts a single key'")
+     T, "(fit|sgd)", r"params\S*")
+case("fit-key-str", lambda: _fit(key="k"), T, "fit", "key")
+case("fit-key-int", lambda: _fit(key=3), T, "fit", "key")
+case("fit-key-batch", lambda: _fit(key=jax.random.split(KEY, 2)), T, "fit", "key")
 case("fit-params-bad-leaf", lambda: _fit(params={"w": 1}), V, "fit", "params",
-     pattern=r"^fit: .*params.* must .+; got ",
-     bug="training.fit(model, params={'w': 1}, ...) raises AttributeError \"'int' object has no "
-         "attribute 'shape'\" (in _fit._output_shape)")
+     pattern=r"^fit: .*params.* must .+; got ")
 case("fit-eval_data-x-wrong-features", lambda: _fit(eval_data=(jnp.ones((5, 7)), YT[:5])), V, "fit",
      "eval_data x",
      bug="training.fit with eval_data x of 7 features for a 2-feature model raises 'mlp layer 0 "
          "(dense 4): x must ...' from inside the compiled loop; the training x gets 'fit: x does not "
          "fit the model', eval_data's x is not checked")
-case("fit-metrics-list", lambda: _fit(metrics=[1, 2]), T, "fit", "metrics",
-     bug="training.fit(..., metrics=[1, 2]) raises dict()'s 'cannot convert dictionary update "
-         "sequence element'")
-case("fit-metrics-not-callable", lambda: _fit(eval_data=(XT, YT), metrics={"a": 3}), T, "fit", "metrics",
-     bug="training.fit(..., metrics={'a': 3}) raises \"'int' object is not callable\" while tracing")
-case("fit-checkpoint-int", lambda: _fit(checkpoint=3), T, "fit", "checkpoint",
-     bug="training.fit(..., checkpoint=3) raises os.fspath's bare 'expected str, bytes or "
-         "os.PathLike object, not int'")
-case("fit-nan_guard-str", lambda: _fit(nan_guard="no"), T, "fit", "nan_guard",
-     bug="training.fit(..., nan_guard='no') is accepted and read as True (bool('no'))")
-case("fit-shuffle-None", lambda: _fit(shuffle=None), T, "fit", "shuffle",
-     bug="training.fit(..., shuffle=None) is accepted and silently trains without shuffling")
+case("fit-metrics-list", lambda: _fit(metrics=[1, 2]), T, "fit", "metrics")
+case("fit-metrics-not-callable", lambda: _fit(eval_data=(XT, YT), metrics={"a": 3}), T, "fit", "metrics")
+case("fit-checkpoint-int", lambda: _fit(checkpoint=3), T, "fit", "checkpoint")
+case("fit-nan_guard-str", lambda: _fit(nan_guard="no"), T, "fit", "nan_guard")
+case("fit-shuffle-None", lambda: _fit(shuffle=None), T, "fit", "shuffle")
 case("evaluate-model-None", lambda: training.evaluate(None, mlp_params(), XT, YT), T, "evaluate", "model")
 case("evaluate-loss-None", lambda: training.evaluate(MLP, mlp_params(), XT, YT, loss=None),
      T, "evaluate", "loss")
@@ -484,12 +471,9 @@ case("evaluate-x-wrong-features", lambda: training.evaluate(MLP, mlp_params(), j
      "(evaluate|mlp layer 0 \\(dense 4\\))", "x")
 case("evaluate-y-float", lambda: training.evaluate(MLP, mlp_params(), XT, YT.astype(float)), T,
      "(evaluate|softmax_cross_entropy)", "(y|labels)")
-case("evaluate-y-out-of-range", lambda: training.evaluate(MLP, mlp_params(), XT, YT + 5), V, "evaluate", "y",
-     bug="training.evaluate(model, params, x, y + 5) does not check the label range (fit does) "
-         "and returns a NaN loss from inside jit")
+case("evaluate-y-out-of-range", lambda: training.evaluate(MLP, mlp_params(), XT, YT + 5), V, "evaluate", "y")
 case("evaluate-metrics-int", lambda: training.evaluate(MLP, mlp_params(), XT, YT, metrics=3),
-     T, "evaluate", "metrics",
-     bug="training.evaluate(..., metrics=3) raises \"'int' object is not iterable\"")
+     T, "evaluate", "metrics")
 case("train_step-model-None", lambda: _step(model=None), T, "train_step", "model")
 case("train_step-x-wrong-features", lambda: _step(x=jnp.ones((10, 5))), V, E("mlp layer 0 (dense 4)"), "x")
 case("train_step-x-wrong-features-jit",
@@ -497,11 +481,8 @@ case("train_step-x-wrong-features-jit",
          mlp_params(), optimizers.sgd(0.1).init(mlp_params()), jnp.ones((10, 5)), YT),
          V, E("mlp layer 0 (dense 4)"), "x")
 case("train_step-y-float", lambda: _step(y=YT.astype(float)), T, "softmax_cross_entropy", "labels")
-case("train_step-optimizer-None", lambda: _step(optimizer=None), T, "train_step", "optimizer",
-     bug="training.train_step(..., optimizer=None) raises AttributeError \"'NoneType' object has "
-         "no attribute 'update'\" (make_train_step checks it, train_step does not)")
-case("train_step-loss-None", lambda: _step(loss=None), T, "train_step", "loss",
-     bug="training.train_step(..., loss=None) raises \"'NoneType' object is not callable\"")
+case("train_step-optimizer-None", lambda: _step(optimizer=None), T, "train_step", "optimizer")
+case("train_step-loss-None", lambda: _step(loss=None), T, "train_step", "loss")
 case("make_train_step-model-None", lambda: training.make_train_step(None, optimizers.sgd(0.1)), T,
      "make_train_step", "model")
 case("make_train_step-optimizer-None", lambda: training.make_train_step(MLP, None), T, "make_train_step",
@@ -513,21 +494,15 @@ case("make_train_step-x-wrong-features",
          mlp_params(), optimizers.sgd(0.1).init(mlp_params()), jnp.ones((10, 5)), YT),
          V, E("mlp layer 0 (dense 4)"), "x")
 case("make_train_step-donate-str", lambda: training.make_train_step(MLP, optimizers.sgd(0.1), donate="x"), T,
-     "make_train_step", "donate",
-     bug="training.make_train_step(..., donate='x') is accepted (truthy)")
+     "make_train_step", "donate")
 case("init_ensemble-model-None", lambda: training.init_ensemble(None, jax.random.split(KEY, 3), (2,)), T,
      "init_ensemble", "model")
 case("init_ensemble-input_shape-zero", lambda: training.init_ensemble(MLP, jax.random.split(KEY, 3), (0,)), V,
      r"dense\(4\)", "input_shape")
-case("init_ensemble-single-key", lambda: training.init_ensemble(MLP, KEY, (2,)), V, "init_ensemble", "keys",
-     bug="training.init_ensemble(model, a single key, shape) raises vmap's bare 'rank should be at "
-         "least 1' ValueError")
-case("init_ensemble-keys-None", lambda: training.init_ensemble(MLP, None, (2,)), T, "init_ensemble", "keys",
-     bug="training.init_ensemble(model, None, shape) raises vmap's 'must be passed at least one "
-         "argument containing an array'")
+case("init_ensemble-single-key", lambda: training.init_ensemble(MLP, KEY, (2,)), V, "init_ensemble", "keys")
+case("init_ensemble-keys-None", lambda: training.init_ensemble(MLP, None, (2,)), T, "init_ensemble", "keys")
 case("init_ensemble-input_shape-None", lambda: training.init_ensemble(MLP, jax.random.split(KEY, 3), None), T,
-     "init_ensemble", "input_shape",
-     bug="training.init_ensemble(model, keys, None) raises \"'NoneType' object is not iterable\"")
+     "init_ensemble", "input_shape")
 def _ensemble(params=_DEFAULT, x=XT, y=YT, optimizer=_DEFAULT):
     params = stacked() if params is _DEFAULT else params
     optimizer = optimizers.sgd(0.1) if optimizer is _DEFAULT else optimizer
@@ -556,28 +531,19 @@ case("fit_sweep-stacked-count-mismatch", lambda: _sweep(params=stacked(), stacke
      V, "fit_sweep", "params")
 case("fit_sweep-x-wrong-features", lambda: _sweep(x=jnp.ones((10, 5))), V, "fit_sweep", "x",
      pattern=r"^fit_sweep: x does not fit the model: .*x must .+; got ")
-case("fit_sweep-hyperparams-scalar", lambda: _sweep(0.1), V, "fit_sweep", "hyperparams",
-     bug="training.fit_sweep(..., hyperparams=0.1) blames the wrong argument: 'fit_sweep: params "
-         "must be stacked ...; got leading sizes [None]'")
+case("fit_sweep-hyperparams-scalar", lambda: _sweep(0.1), V, "fit_sweep", "hyperparams")
 case("fit_sweep-hyperparams-str", lambda: _sweep("a"), T, "fit_sweep", "hyperparams",
-     marks=[pytest.mark.filterwarnings("ignore:Data type alias:DeprecationWarning")],
-     bug="training.fit_sweep(..., hyperparams='a') raises jax's bare 'not a valid JAX array type'")
+     marks=[pytest.mark.filterwarnings("ignore:Data type alias:DeprecationWarning")])
 case("fit_sweep-negative-learning-rate", lambda: _sweep(jnp.array([-0.1, 0.2])),
-     V, "(fit_sweep|sgd)", "(hyperparams|learning_rate)",
-     bug="training.fit_sweep(model, params, fnn.optimizers.sgd, [-0.1, 0.2], ...) trains with a "
-         "negative rate (gradient ascent): the rates are traced under vmap, so sgd's check never "
-         "sees them; fit_sweep could build make_optimizer(h) once per concrete member first")
+     V, "(fit_sweep|sgd)", "(hyperparams|learning_rate)")
 case("parallel.fit-batch_size-0", lambda: _parallel(batch_size=0), V, E("parallel.fit"), "batch_size")
 case("parallel.fit-devices-empty", lambda: _parallel(devices=[]), V, "data_mesh", "devices")
 case("parallel.fit-y-out-of-range", lambda: _parallel(y=YT + 5), V, E("parallel.fit"), "y")
 case("parallel.fit-x-wrong-features", lambda: _parallel(x=jnp.ones((10, 5))), V, E("parallel.fit"), "x",
      pattern=r"^parallel\.fit: x does not fit the model: .*x must .+; got ")
 case("parallel.fit-devices-None-entry", lambda: _parallel(devices=[None]),
-     T, "(parallel.fit|data_mesh)", "devices",
-     bug="parallel.fit(..., devices=[None]) raises AttributeError \"'NoneType' object has no "
-         "attribute 'process_index'\"")
-case("data_mesh-int", lambda: parallel.data_mesh(3), T, "data_mesh", "devices",
-     bug="parallel.data_mesh(3) raises \"'int' object is not iterable\"")
+     T, "(parallel.fit|data_mesh)", "devices")
+case("data_mesh-int", lambda: parallel.data_mesh(3), T, "data_mesh", "devices")
 
 # perceptron ------------------------------------------------------------------------------------
 case("perceptron.init-n_features-0", lambda: perceptron.init(0), V, E("perceptron.init"), "n_features")

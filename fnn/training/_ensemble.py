@@ -36,7 +36,33 @@ def init_ensemble(model: Any, keys: jax.Array, input_shape) -> Params:
     if not callable(init):
         _checks.fail("init_ensemble", "model", "be a fnn Layer with an init", type(model).__name__,
                      TypeError)
-    return jax.vmap(lambda k: init(k, tuple(input_shape)))(keys)
+    dtype = getattr(keys, "dtype", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    if dtype is None or not (typed and keys.ndim == 1 or dtype == jnp.uint32 and keys.ndim == 2):
+        _checks.fail("init_ensemble", "keys", "be a batch of PRNG keys such as "
+                     "jax.random.split(key, K)", _checks.describe(keys),
+                     TypeError if dtype is None else ValueError)
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        _checks.fail("init_ensemble", "input_shape", "be a tuple of ints (one example's shape)",
+                     _checks.describe(input_shape), TypeError)
+    shape = tuple(input_shape)
+    return jax.vmap(lambda k: init(k, shape))(keys)
+
+
+def _check_hyperparams(hyperparams: Any) -> Any:
+    for leaf in jax.tree.leaves(hyperparams):
+        if isinstance(leaf, (str, bytes)) or not (
+                isinstance(leaf, (int, float, list, tuple)) or hasattr(leaf, "dtype")):
+            _checks.fail("fit_sweep", "hyperparams", "be an array (K,) of numbers or a pytree of them",
+                         _checks.describe(leaf), TypeError)
+    hyper = jax.tree.map(jnp.asarray, hyperparams)
+    for leaf in jax.tree.leaves(hyper):
+        if not jnp.issubdtype(leaf.dtype, jnp.number):
+            _checks.fail("fit_sweep", "hyperparams", "hold numbers", _checks.describe(leaf), TypeError)
+        if leaf.ndim < 1:
+            _checks.fail("fit_sweep", "hyperparams", "have a leading member axis, one value per "
+                         "model (e.g. jnp.array([1e-3, 1e-2]))", _checks.describe(leaf))
+    return hyper
 
 
 def _members(fn: str, params: Params) -> int:
@@ -113,8 +139,12 @@ def fit_sweep(model: Any, params: Params, make_optimizer: Callable[[Any], Any], 
     if not callable(make_optimizer):
         _checks.fail("fit_sweep", "make_optimizer", "be a function hyperparams -> optimizer",
                      type(make_optimizer).__name__, TypeError)
-    hyper = jax.tree.map(jnp.asarray, hyperparams)
+    hyper = _check_hyperparams(hyperparams)
     k = _members("fit_sweep", hyper)
+    for member in range(k):
+        # Built once per concrete value so the optimizer's own checks (a negative rate,
+        # b1 outside [0, 1)...) run; inside vmap the values are traced and unchecked.
+        make_optimizer(jax.tree.map(lambda a: a[member].item(), hyper))
     if stacked_params:
         if _members("fit_sweep", params) != k:
             _checks.fail("fit_sweep", "params", f"be stacked with {k} members like hyperparams",

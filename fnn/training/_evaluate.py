@@ -77,7 +77,7 @@ def evaluate(model: Any, params: Any, x: Any, y: Any, *, loss: Callable = softma
       >>> sorted(fnn.training.evaluate(model, params, x, y))
       ['accuracy', 'loss']
     """
-    from fnn.training._fit import _check_data, _default_metrics
+    from fnn.training._fit import _check_data, _check_labels, _output_shape, check_metrics
     from fnn.training._step import apply_fn_of, check_loss
 
     apply = apply_fn_of("evaluate", model)
@@ -85,5 +85,6 @@ def evaluate(model: Any, params: Any, x: Any, y: Any, *, loss: Callable = softma
     x, y = _check_data("evaluate", x, y)
     if batch_size is not None:
         batch_size = _checks.positive_int("evaluate", "batch_size", batch_size)
-    metrics = _default_metrics(loss) if metrics is None else dict(metrics)
+    metrics = check_metrics("evaluate", metrics, loss)
+    _check_labels("evaluate", loss, _output_shape(apply, params, False, x), y, "y")
     return _compiled(apply, loss, tuple(metrics.items()), batch_size)(params, x, y)

@@ -150,6 +150,9 @@ def run_loop(cfg: LoopConfig, params: Params, opt_state: Any, hyper: Any, x: jax
              checkpoint_every: int = 1) -> FitResult:
     """Drive the compiled loop (shared by fit, ensembles, sweeps and data parallel)."""
     if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            _checks.fail("fit", "checkpoint", "be a file path", _checks.describe(checkpoint),
+                         TypeError)
         checkpoint = os.fspath(checkpoint)
         checkpoint_every = _checks.positive_int("fit", "checkpoint_every", checkpoint_every)
     runner = build_runner(cfg)
@@ -315,6 +318,17 @@ def _output_shape(apply: Callable, params: Params, stacked: bool, x: jax.Array):
     return _OUTPUT_SHAPES[key]
 
 
+def check_metrics(fn: str, metrics: Any, loss: Callable) -> dict:
+    """``{name: fn(predictions, targets)}``; default accuracy for classification losses."""
+    if metrics is None:
+        return _default_metrics(loss)
+    if not isinstance(metrics, Mapping) or not all(
+            isinstance(k, str) and callable(v) for k, v in metrics.items()):
+        _checks.fail(fn, "metrics", "be a dict {name: fn(predictions, targets)}",
+                     _checks.describe(metrics), TypeError)
+    return dict(metrics)
+
+
 _OUTPUT_SHAPES: dict = {}
 
 
@@ -364,7 +378,10 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
             _checks.fail(fn, "eval_data", "be a pair (x_eval, y_eval)", type(eval_data).__name__,
                          TypeError)
         eval_data = _check_data(fn, *eval_data, prefix="eval_data ")
-    metrics = _default_metrics(loss) if metrics is None else dict(metrics)
+    metrics = check_metrics(fn, metrics, loss)
+    shuffle = _checks.boolean(fn, "shuffle", shuffle)
+    nan_guard = _checks.boolean(fn, "nan_guard", nan_guard)
+    grad_norms = _checks.boolean(fn, "grad_norms", grad_norms)
     start, history = 0, None
     if initial is not None:
         initial = _as_result(fn, initial)
@@ -378,17 +395,29 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
             _checks.fail(fn, "key", "be a jax.random key (it shuffles the data every epoch; "
                          "pass shuffle=False for a fixed order)", None)
         key = jax.random.key(0)
-    try:
-        predictions = _output_shape(apply, params, members is not None, x)
-    except ValueError as e:
-        raise ValueError(f"{fn}: x does not fit the model: {e}") from None
+    _checks.prng_key(fn, "key", key)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if not hasattr(leaf, "shape"):
+            _checks.fail(fn, f"params{jax.tree_util.keystr(path)}", "be an array",
+                         _checks.describe(leaf))
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            _checks.fail(fn, f"params{jax.tree_util.keystr(path)}", "have a floating dtype",
+                         _checks.describe(leaf), TypeError)
+    for arg, data in (("x", x), ("eval_data x", None if eval_data is None else eval_data[0])):
+        if data is None:
+            continue
+        try:
+            shape = _output_shape(apply, params, members is not None, data)
+        except ValueError as e:
+            raise ValueError(f"{fn}: {arg} does not fit the model: {e}") from None
+        predictions = shape if arg == "x" else predictions
     _check_labels(fn, loss, predictions, y, "y")
     if eval_data is not None:
         _check_labels(fn, loss, predictions, eval_data[1], "eval_data y")
     cfg = LoopConfig(apply=apply, loss=loss, optimizer=optimizer, batch_size=batch_size,
-                     shuffle=bool(shuffle), metrics=tuple(metrics.items()),
-                     nan_guard=bool(nan_guard), members=members, sweep=sweep,
-                     batch_sharding=batch_sharding, grad_norms=bool(grad_norms))
+                     shuffle=shuffle, metrics=tuple(metrics.items()), nan_guard=nan_guard,
+                     members=members, sweep=sweep, batch_sharding=batch_sharding,
+                     grad_norms=grad_norms)
     if opt_state is not None:
         opt_state = _restructure(fn, opt_state,
                                  jax.eval_shape(functools.partial(init_opt_state, cfg), params, hyper))

@@ -78,6 +78,8 @@ def train_step(params: Params, opt_state: Any, x: jax.Array, y: jax.Array, *, mo
       True
     """
     apply = apply_fn_of("train_step", model)
+    check_optimizer("train_step", optimizer)
+    check_loss("train_step", loss)
     loss_value, grads = jax.value_and_grad(lambda p: loss(apply(p, x), y))(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return apply_updates(params, updates), opt_state, loss_value
@@ -106,6 +108,8 @@ def make_train_step(model: Any, optimizer: Any, loss: LossFn = softmax_cross_ent
     apply_fn_of("make_train_step", model)
     check_optimizer("make_train_step", optimizer)
     check_loss("make_train_step", loss)
+    donate = _checks.boolean("make_train_step", "donate", donate)
+    jit = _checks.boolean("make_train_step", "jit", jit)
 
     def step(params, opt_state, x, y):
         return train_step(params, opt_state, x, y, model=model, optimizer=optimizer, loss=loss)
