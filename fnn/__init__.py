@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from fnn import (
     activations, backprop, checkpoint, datasets, diagnostics, initializers, layers, losses,
-    metrics, models, optimizers, parallel, perceptron, training,
+    metrics, models, optimizers, parallel, perceptron, plots, training,
 )
 from fnn.activations import (
     elu, identity, leaky_relu, log_softmax, prelu, relu, sigmoid, softmax, step, tanh,
@@ -20,7 +20,8 @@ from fnn.training import evaluate, fit
 __all__ = [
     "__version__",
     "activations", "backprop", "checkpoint", "datasets", "diagnostics", "initializers",
-    "layers", "losses", "metrics", "models", "optimizers", "parallel", "perceptron", "training",
+    "layers", "losses", "metrics", "models", "optimizers", "parallel", "perceptron", "plots",
+    "training",
     "step", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu",
     "softmax", "log_softmax", "identity",
     "Layer", "dense", "serial", "mlp",
