@@ -368,3 +368,19 @@ def test_fit_records_per_layer_grad_norms():
     grads = jax.grad(lambda p: softmax_cross_entropy(model.apply(p, x), y))(r.params)
     chex.assert_trees_all_close(r.history["grad_norms"][-1],
                                 fnn.diagnostics.layer_grad_norms(grads), rtol=1e-5)
+
+
+def test_fit_with_rebuilt_identical_model_and_optimizer_does_not_recompile():
+    """fnn.mlp([8, 3]) and adam(1e-2) built again are the same objects: no new compile."""
+    traces = []
+
+    def counting_loss(predictions, targets):
+        traces.append(1)
+        return softmax_cross_entropy(predictions, targets)
+
+    x, y = _data(40)
+    kwargs = dict(loss=counting_loss, epochs=2, batch_size=16, key=jax.random.key(0), progress=False)
+    fit(fnn.mlp([8, 3]), _params(), O.adam(1e-2), x, y, **kwargs)
+    first = len(traces)
+    fit(fnn.mlp([8, 3]), _params(), O.adam(1e-2), x, y, **kwargs)
+    assert len(traces) == first

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn._cache import same_object_for_same_arguments
 from fnn import _checks, _tree
 from fnn.optimizers import _base
 from fnn.optimizers._base import GradientTransformation, ScalarOrSchedule
@@ -68,6 +69,7 @@ def _adam(fn: str, learning_rate, b1, b2, eps, weight_decay) -> GradientTransfor
     return GradientTransformation(init, update)
 
 
+@same_object_for_same_arguments
 def adam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
          eps: float = 1e-8) -> GradientTransformation:
     r"""Adam: momentum's smoothed direction, RMSProp's per-weight rate, both bias-corrected.
@@ -134,6 +136,7 @@ def adam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
     return _adam("adam", learning_rate, b1, b2, eps, None)
 
 
+@same_object_for_same_arguments
 def adamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
           eps: float = 1e-8, weight_decay: float = 1e-4) -> GradientTransformation:
     r"""AdamW: Adam plus weight decay applied to the weights, not mixed into the gradient.

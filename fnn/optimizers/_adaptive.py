@@ -7,6 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn._cache import same_object_for_same_arguments
 from fnn.optimizers import _base
 from fnn.optimizers._base import GradientTransformation, ScalarOrSchedule
 
@@ -25,6 +26,7 @@ class RmspropState(NamedTuple):
     nu: _base.Updates  # params' structure, shapes and dtypes
 
 
+@same_object_for_same_arguments
 def adagrad(learning_rate: ScalarOrSchedule, initial_accumulator_value: float = 0.1,
             eps: float = 1e-7) -> GradientTransformation:
     r"""AdaGrad: divide each weight's step by the root of its summed squared gradients.
@@ -85,6 +87,7 @@ def adagrad(learning_rate: ScalarOrSchedule, initial_accumulator_value: float = 
                               learning_rate)
 
 
+@same_object_for_same_arguments
 def rmsprop(learning_rate: ScalarOrSchedule, decay: float = 0.9,
             eps: float = 1e-8) -> GradientTransformation:
     r"""RMSProp: divide each weight's step by the root of a running mean of squared gradients.

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import jax
 
+from fnn._cache import same_object_for_same_arguments
 from fnn.optimizers import _base
 from fnn.optimizers._base import GradientTransformation, ScalarOrSchedule
 
@@ -23,6 +24,7 @@ class MomentumState(NamedTuple):
     trace: _base.Updates  # params' structure, shapes and dtypes
 
 
+@same_object_for_same_arguments
 def sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
     r"""Stochastic gradient descent: step against the gradient, scaled by the rate.
 
@@ -79,6 +81,7 @@ def sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
+@same_object_for_same_arguments
 def momentum(learning_rate: ScalarOrSchedule, beta: float = 0.9,
              nesterov: bool = False) -> GradientTransformation:
     r"""Gradient descent with momentum (heavy ball, or Nesterov's look-ahead variant).
