@@ -19,6 +19,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
@@ -39,6 +40,29 @@ def _as_float(fn: str, x: ArrayLike) -> jax.Array:
     # constant cast to x.dtype (leaky_relu's slope, elu's alpha) would truncate to 0.
     x = _as_array(fn, x)
     return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.result_type(x, float))
+
+
+def _coefficient(fn: str, arg: str, value: ArrayLike, x: jax.Array) -> jax.Array:
+    # A slope or alpha: array-like (not None or a string) and broadcastable to x's shape.
+    _checks.array_like(fn, arg, value)
+    value = jnp.asarray(value)
+    try:
+        fits = jnp.broadcast_shapes(value.shape, x.shape) == x.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        _checks.fail(fn, arg, f"broadcast to x of shape {x.shape}", f"shape {value.shape}")
+    return value.astype(x.dtype)
+
+
+def _axis(fn: str, axis: int, x: jax.Array) -> None:
+    # The class axis: a Python int within x's rank (x at least 1-D).
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        _checks.fail(fn, "axis", "be an int", _checks.describe(axis), TypeError)
+    if x.ndim == 0:
+        _checks.fail(fn, "x", "have at least 1 dimension (the class axis)", "shape ()")
+    if not -x.ndim <= axis < x.ndim:
+        _checks.fail(fn, "axis", f"be in [{-x.ndim}, {x.ndim}) for x of shape {x.shape}", repr(axis))
 
 
 def step(x: ArrayLike) -> jax.Array:
@@ -172,7 +196,7 @@ def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> jax.Array:
       Array([-0.02,  0.  ,  3.  ], dtype=float32)
     """
     x = _as_float("leaky_relu", x)
-    return jnp.where(x >= 0, x, jnp.asarray(negative_slope, x.dtype) * x)
+    return jnp.where(x >= 0, x, _coefficient("leaky_relu", "negative_slope", negative_slope, x) * x)
 
 
 def prelu(x: ArrayLike, alpha: ArrayLike) -> jax.Array:
@@ -199,14 +223,7 @@ def prelu(x: ArrayLike, alpha: ArrayLike) -> jax.Array:
       Array([-0.5,  3. ], dtype=float32)
     """
     x = _as_float("prelu", x)
-    alpha = jnp.asarray(alpha)
-    try:
-        fits = jnp.broadcast_shapes(alpha.shape, x.shape) == x.shape
-    except ValueError:
-        fits = False
-    if not fits:
-        _checks.fail("prelu", "alpha", f"broadcast to x of shape {x.shape}", f"shape {alpha.shape}")
-    return jnp.where(x >= 0, x, alpha.astype(x.dtype) * x)
+    return jnp.where(x >= 0, x, _coefficient("prelu", "alpha", alpha, x) * x)
 
 
 def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> jax.Array:
@@ -233,8 +250,9 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> jax.Array:
     x = _as_float("elu", x)
     # Double where: expm1 of a large positive x would overflow to inf in the untaken
     # branch, and inf * 0 in the backward pass is NaN.
+    alpha = _coefficient("elu", "alpha", alpha, x)
     safe_x = jnp.where(x > 0, jnp.zeros_like(x), x)
-    return jnp.where(x > 0, x, jnp.asarray(alpha, x.dtype) * jnp.expm1(safe_x))
+    return jnp.where(x > 0, x, alpha * jnp.expm1(safe_x))
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
@@ -262,6 +280,7 @@ def softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
       Array([1., 0.], dtype=float32)
     """
     x = _as_float("softmax", x)
+    _axis("softmax", axis, x)
     shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
     unnormalized = jnp.exp(shifted)
     return unnormalized / jnp.sum(unnormalized, axis=axis, keepdims=True)
@@ -288,6 +307,7 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
       Array([    0., -1000.], dtype=float32)
     """
     x = _as_float("log_softmax", x)
+    _axis("log_softmax", axis, x)
     shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
     return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
 

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn import _checks
 
@@ -44,16 +45,42 @@ Initializer = Callable[..., jax.Array]
 _TRUNCATED_NORMAL_STD = 0.87962566103423978
 
 
+def _shape(fn: str, shape: Sequence[int]) -> tuple[int, ...]:
+    """The shape to draw: a sequence of non-negative ints."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+                               for d in dims):
+        _checks.fail(fn, "shape", "be a sequence of non-negative ints", repr(shape),
+                     TypeError if dims is None else ValueError)
+    return tuple(int(d) for d in dims)
+
+
+def _random_args(fn: str, key: jax.Array, shape: Sequence[int], dtype) -> tuple[tuple[int, ...], jnp.dtype]:
+    """Check a random initializer's call: one PRNG key, a shape, a floating dtype."""
+    _checks.prng_key(fn, "key", key)
+    shape = _shape(fn, shape)
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        _checks.fail(fn, "dtype", "be a floating dtype", repr(dtype), TypeError)
+    if not jnp.issubdtype(dt, jnp.floating):
+        _checks.fail(fn, "dtype", "be a floating dtype", f"dtype {dt}")
+    return shape, dt
+
+
 def zeros(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
     """All zeros (the usual bias initializer); ``key`` is unused."""
     del key
-    return jnp.zeros(shape, dtype)
+    return jnp.zeros(_shape("zeros", shape), dtype)
 
 
 def ones(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
     """All ones; ``key`` is unused."""
     del key
-    return jnp.ones(shape, dtype)
+    return jnp.ones(_shape("ones", shape), dtype)
 
 
 def normal(stddev: float = 1e-2) -> Initializer:
@@ -61,6 +88,7 @@ def normal(stddev: float = 1e-2) -> Initializer:
     _checks.number("normal", "stddev", stddev, low=0)
 
     def init(key, shape, dtype=jnp.float32):
+        shape, dtype = _random_args("normal", key, shape, dtype)
         return jax.random.normal(key, shape, dtype) * jnp.asarray(stddev, dtype)
 
     return init
@@ -71,6 +99,7 @@ def uniform(scale: float = 1e-2) -> Initializer:
     _checks.number("uniform", "scale", scale, low=0)
 
     def init(key, shape, dtype=jnp.float32):
+        shape, dtype = _random_args("uniform", key, shape, dtype)
         return jax.random.uniform(key, shape, dtype) * jnp.asarray(scale, dtype)
 
     return init
@@ -105,7 +134,7 @@ def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
                      repr(distribution))
 
     def init(key, shape, dtype=jnp.float32):
-        shape = tuple(shape)
+        shape, dtype = _random_args("variance_scaling", key, shape, dtype)
         fan_in, fan_out = _fans(shape)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
         variance = jnp.asarray(scale / n, dtype)

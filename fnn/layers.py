@@ -10,7 +10,7 @@ builds ensembles.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -33,15 +33,57 @@ class Layer(NamedTuple):
     apply: Callable[[Params, jax.Array], jax.Array]
 
 
-def _input_shape(fn: str, input_shape: Any) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except TypeError:
-        _checks.fail(fn, "input_shape", "be a tuple of ints (the shape of one example)",
-                     repr(input_shape), TypeError)
+def _input_shape(fn: str, input_shape: Any, type_fn: str | None = None) -> tuple[int, ...]:
+    """The shape of one example as a tuple of positive ints (hashable: a static jit argument).
+
+    ``type_fn`` names the function blamed for a value that is no shape at all (a model
+    checks the type, its first layer the sizes).
+    """
+    shape = None
+    if not isinstance(input_shape, (str, bytes)):
+        try:
+            shape = tuple(int(d) for d in input_shape)
+        except (TypeError, ValueError):
+            shape = None
+    if shape is None:
+        _checks.fail(type_fn or fn, "input_shape", "be a tuple of ints (the shape of one example)",
+                     _checks.describe(input_shape), TypeError)
     if not shape or any(d <= 0 for d in shape):
         _checks.fail(fn, "input_shape", "be a non-empty tuple of positive ints", repr(input_shape))
     return shape
+
+
+def _compiles_exactly(dtype) -> bool:
+    """Whether a compiled init gives the same bits as eager ops for params of ``dtype``.
+
+    For 16-bit floats XLA keeps fused intermediates in float32 (excess precision), so a
+    compiled ``normal * stddev`` skips one rounding that eager ops perform; those inits
+    stay eager.
+    """
+    return jnp.dtype(dtype).itemsize >= 4
+
+
+def _check_dense_params(fn: str, params: Any, *, kernel: bool = True) -> None:
+    """``params`` must be ``{"w": (in, out), "b": (out,)}`` (static facts only).
+
+    With ``kernel=False`` only the dict and its keys are checked (a model checks the
+    structure under its own name, each layer the shapes under the layer's name).
+    """
+    if not isinstance(params, Mapping):
+        _checks.fail(fn, "params", "be a dict with a kernel 'w' and a bias 'b'", _checks.describe(params),
+                     TypeError)
+    missing = [k for k in ("w", "b") if k not in params]
+    if missing:
+        _checks.fail(fn, "params", "be a dict with a kernel 'w' and a bias 'b'",
+                     f"keys {sorted(map(str, params))} (missing {', '.join(map(repr, missing))})")
+    if not kernel:
+        return
+    w, b = params["w"], params["b"]
+    if jnp.ndim(w) != 2:
+        _checks.fail(fn, "params", "hold a 2-D kernel w of shape (in, out)", f"w of shape {jnp.shape(w)}")
+    if jnp.shape(b) != (jnp.shape(w)[1],):
+        _checks.fail(fn, "params", f"hold a bias b of shape ({jnp.shape(w)[1]},) for the kernel w of shape "
+                     f"{tuple(jnp.shape(w))}", f"b of shape {tuple(jnp.shape(b))}")
 
 
 @same_object_for_same_arguments
@@ -84,11 +126,19 @@ def dense(features: int, *, w_init: Callable = None, b_init: Callable = _initial
     w_init = _initializers.glorot_uniform() if w_init is None else w_init
     name = f"dense({features})"
 
-    def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
-        shape = _input_shape(name, input_shape)
+    def init_impl(key: jax.Array, shape: tuple[int, ...]) -> Params:
         w_key, b_key = jax.random.split(key)
         return {"w": w_init(w_key, (shape[-1], features), dtype),
                 "b": b_init(b_key, (features,), dtype)}
+
+    # One compiled program per input shape instead of a dozen eager ops, each compiled
+    # separately on first use; the checks run before, in Python.
+    compiled_init = jax.jit(init_impl, static_argnums=1)
+
+    def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
+        _checks.prng_key(name, "key", key)
+        shape = _input_shape(name, input_shape)
+        return (compiled_init if _compiles_exactly(dtype) else init_impl)(key, shape)
 
     def apply(params: Params, x: ArrayLike) -> jax.Array:
         return dense_apply(params, x, name=name)
@@ -98,6 +148,7 @@ def dense(features: int, *, w_init: Callable = None, b_init: Callable = _initial
 
 def dense_apply(params: Params, x: ArrayLike, *, name: str = "dense") -> jax.Array:
     """``x @ params["w"] + params["b"]`` with the input-size check (used by models)."""
+    _check_dense_params(name, params)
     _checks.array_like(name, "x", x)
     w, b = params["w"], params["b"]
     if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != w.shape[0]:
@@ -131,6 +182,9 @@ def prelu(init_alpha: float = 0.25, *, dtype=jnp.float32) -> Layer:
         return {"alpha": jnp.asarray(init_alpha, dtype)}
 
     def apply(params: Params, x: ArrayLike) -> jax.Array:
+        if not isinstance(params, Mapping) or "alpha" not in params:
+            _checks.fail("prelu", "params", "be a dict with the slope 'alpha'", _checks.describe(params),
+                         TypeError if not isinstance(params, Mapping) else ValueError)
         return _activations.prelu(x, params["alpha"])
 
     return Layer(init, apply)

@@ -46,7 +46,19 @@ def mse(predictions: ArrayLike, targets: ArrayLike) -> jax.Array:
     _checks.same_shape("mse", "predictions", predictions, "targets", targets)
     predictions = jnp.asarray(predictions)
     error = predictions - jnp.asarray(targets).astype(predictions.dtype)
-    return jnp.mean(jnp.square(error))
+    return _mean(jnp.square(error))
+
+
+def _mean(values: jax.Array) -> jax.Array:
+    """Mean that cannot overflow when the mean itself is representable.
+
+    Dividing before summing: two float32 per-example losses of 3e38 have the mean 3e38,
+    but their sum is inf. 16-bit floats are accumulated in float32 as ``jnp.mean`` does.
+    """
+    if values.size == 0:
+        return jnp.mean(values)
+    acc = jnp.promote_types(values.dtype, jnp.float32)
+    return jnp.sum(values.astype(acc) / values.size).astype(values.dtype)
 
 
 def _concrete(x) -> np.ndarray | None:
@@ -76,10 +88,11 @@ def binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
         matching ``logits`` without or with its trailing 1.
 
     Returns:
-      scalar, ``logits``' dtype.
+      scalar, ``logits``' dtype. Under ``jit`` a label outside [0, 1] (or NaN) cannot
+      raise; it makes the loss NaN rather than a finite, meaningless number.
 
     Raises:
-      ValueError: for mismatched shapes, or concrete labels outside [0, 1].
+      ValueError: for mismatched shapes, or concrete labels outside [0, 1] or NaN.
 
     Example:
       >>> import jax.numpy as jnp, fnn
@@ -97,12 +110,18 @@ def binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
             _checks.fail(fn, "labels", f"have shape {logits.shape} or {logits.shape[:-1]} to match "
                          f"logits of shape {logits.shape}", f"shape {jnp.shape(labels)}")
     concrete = _concrete(labels)
-    if concrete is not None and concrete.size and (concrete.min() < 0 or concrete.max() > 1):
-        _checks.fail(fn, "labels", "be in {0, 1} (or [0, 1])",
-                     f"values in [{concrete.min()}, {concrete.max()}]")
-    y = jnp.asarray(labels).astype(logits.dtype)
+    if concrete is not None and concrete.size and not np.all((concrete >= 0) & (concrete <= 1)):
+        # Written so that NaN fails too (every comparison with NaN is False).
+        got = ("NaN values" if np.isnan(concrete.astype(float)).any()
+               else f"values in [{concrete.min()}, {concrete.max()}]")
+        _checks.fail(fn, "labels", "be in {0, 1} (or [0, 1])", got)
+    labels = jnp.asarray(labels)
+    y = labels.astype(logits.dtype)
     softplus = jnp.logaddexp(logits, jnp.zeros_like(logits))
-    return jnp.mean(softplus - y * logits)
+    # Under jit the labels cannot be checked: one outside [0, 1] (or NaN) makes the loss
+    # NaN rather than a finite, meaningless number, as in softmax_cross_entropy.
+    valid = (labels >= 0) & (labels <= 1)
+    return _mean(jnp.where(valid, softplus - y * logits, jnp.nan))
 
 
 def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
@@ -153,4 +172,4 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     one_hot = labels[..., None] == jnp.arange(num_classes, dtype=labels.dtype)
     per_example = -jnp.sum(jnp.where(one_hot, log_softmax(logits), 0), axis=-1)
     valid = (labels >= 0) & (labels < num_classes)
-    return jnp.mean(jnp.where(valid, per_example, jnp.nan))
+    return _mean(jnp.where(valid, per_example, jnp.nan))

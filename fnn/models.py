@@ -13,17 +13,18 @@ default: the model returns logits, and the losses apply sigmoid/softmax stably).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
 from fnn._cache import same_object_for_same_arguments
 from fnn import activations as _activations
 from fnn import initializers as _initializers
-from fnn.layers import Layer, dense, dense_apply
+from fnn.layers import Layer, _compiles_exactly, _input_shape, dense, dense_apply
 
 __all__ = ["mlp", "default_w_init"]
 
@@ -115,6 +116,18 @@ def _mlp(features: Sequence[int], activation="relu", output_activation=None, w_i
         _checks.fail("mlp", "features", "be a non-empty list of layer sizes such as [128, 10]",
                      repr(features))
     sizes = [_checks.positive_int("mlp", f"features[{i}]", f) for i, f in enumerate(features)]
+    if w_init is not None and not callable(w_init):
+        _checks.fail("mlp", "w_init", "be an initializer init(key, shape, dtype) or None",
+                     _checks.describe(w_init), TypeError)
+    if not callable(b_init):
+        _checks.fail("mlp", "b_init", "be an initializer init(key, shape, dtype)", _checks.describe(b_init),
+                     TypeError)
+    try:
+        float_dtype = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        float_dtype = False
+    if not float_dtype:
+        _checks.fail("mlp", "dtype", "be a floating dtype such as jnp.float32", repr(dtype), TypeError)
     act_name, act = _resolve("mlp", "activation", activation)
     _, out_act = _resolve("mlp", "output_activation", output_activation)
     hidden_init = w_init if w_init is not None else default_w_init(act)
@@ -122,10 +135,10 @@ def _mlp(features: Sequence[int], activation="relu", output_activation=None, w_i
     learned_alpha = act_name == "prelu"
     layers = [dense(f, w_init=hidden_init if i < len(sizes) - 1 else output_init, b_init=b_init,
                     dtype=dtype) for i, f in enumerate(sizes)]
+    layer_keys = ("w", "b", "alpha") if learned_alpha else ("w", "b")
     names = [f"mlp layer {i} (dense {f})" for i, f in enumerate(sizes)]
 
-    def init(key: jax.Array, input_shape: Sequence[int]) -> list:
-        shape = tuple(input_shape) if not isinstance(input_shape, int) else (input_shape,)
+    def init_impl(key: jax.Array, shape: tuple[int, ...]) -> list:
         params = []
         for i, (layer, layer_key) in enumerate(zip(layers, jax.random.split(key, len(layers)))):
             p = layer.init(layer_key, shape)
@@ -135,10 +148,28 @@ def _mlp(features: Sequence[int], activation="relu", output_activation=None, w_i
             shape = (sizes[i],)
         return params
 
+    # One compiled program per input shape: eagerly, each of the dozens of small ops
+    # (splits, draws, scalings) compiles on its own first use.
+    compiled_init = jax.jit(init_impl, static_argnums=1)
+
+    def init(key: jax.Array, input_shape: Sequence[int]) -> list:
+        _checks.prng_key("mlp", "key", key)
+        if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
+            input_shape = (input_shape,)
+        # The type is the model's business; the sizes are checked by its first layer.
+        shape = _input_shape(f"dense({sizes[0]})", input_shape, type_fn="mlp")
+        return (compiled_init if _compiles_exactly(dtype) else init_impl)(key, shape)
+
     def apply(params: list, x: ArrayLike) -> jax.Array:
         if not isinstance(params, (list, tuple)) or len(params) != len(sizes):
             _checks.fail("mlp", "params", f"be a list of {len(sizes)} layer dicts",
                          f"{type(params).__name__} of length {len(params) if hasattr(params, '__len__') else '?'}")
+        for i, p in enumerate(params):
+            keys = layer_keys if i < len(sizes) - 1 else ("w", "b")
+            if not isinstance(p, Mapping) or any(k not in p for k in keys):
+                _checks.fail("mlp", "params", f"be a list of layer dicts ({keys} for layer {i})",
+                             f"layer {i}: " + (f"keys {sorted(map(str, p))}" if isinstance(p, Mapping)
+                                               else _checks.describe(p)))
         a = x
         for i, p in enumerate(params):
             z = dense_apply(p, a, name=names[i])

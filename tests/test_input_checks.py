@@ -155,27 +155,15 @@ case("prelu-alpha-shape-jit", lambda: _jit(A.prelu, X43, jnp.ones(5)), V, "prelu
 case("prelu-x-None", lambda: A.prelu(None, 0.25), T, "prelu", "x")
 case("get-int", lambda: A.get(3), T, "get", "name")
 case("get-unknown", lambda: A.get("swish"), V, "get", "name")
-case("softmax-axis-out-of-range", lambda: A.softmax(X43, axis=5), V, "softmax", "axis",
-     bug="activations.softmax(x of shape (4, 3), axis=5) raises numpy's bare 'axis 5 is out of "
-         "bounds for array of dimension 2', naming neither softmax nor axis")
-case("log_softmax-axis-out-of-range", lambda: A.log_softmax(X43, axis=5), V, "log_softmax", "axis",
-     bug="activations.log_softmax(x, axis=5) raises numpy's bare axis message")
-case("softmax-axis-str", lambda: A.softmax(X43, axis="a"), T, "softmax", "axis",
-     bug="activations.softmax(x, axis='a') raises NameError ('unbound axis name'), not TypeError")
-case("softmax-0d", lambda: A.softmax(1.0), V, "softmax", "x",
-     bug="activations.softmax(1.0) (0-d x) raises a bare 'axis -1 is out of bounds' ValueError")
-case("leaky_relu-slope-str", lambda: A.leaky_relu(X43, "a"), T, "leaky_relu", "negative_slope",
-     bug="activations.leaky_relu(x, negative_slope='a') raises ValueError 'could not convert "
-         "string to float', not a TypeError naming negative_slope")
-case("leaky_relu-slope-shape", lambda: A.leaky_relu(X43, jnp.ones(5)), V, "leaky_relu", "negative_slope",
-     bug="activations.leaky_relu(x (4, 3), negative_slope of shape (5,)) raises a bare jnp "
-         "broadcasting error (prelu checks its alpha, leaky_relu does not)")
-case("elu-alpha-shape", lambda: A.elu(X43, jnp.ones(5)), V, "elu", "alpha",
-     bug="activations.elu(x (4, 3), alpha of shape (5,)) raises a bare broadcasting error")
-case("elu-alpha-None", lambda: A.elu(X43, None), T, "elu", "alpha",
-     bug="activations.elu(x, alpha=None) raises ValueError 'None is not a valid value for jnp.array'")
-case("prelu-alpha-None", lambda: A.prelu(X43, None), T, "prelu", "alpha",
-     bug="activations.prelu(x, alpha=None) raises ValueError 'None is not a valid value for jnp.array'")
+case("softmax-axis-out-of-range", lambda: A.softmax(X43, axis=5), V, "softmax", "axis")
+case("log_softmax-axis-out-of-range", lambda: A.log_softmax(X43, axis=5), V, "log_softmax", "axis")
+case("softmax-axis-str", lambda: A.softmax(X43, axis="a"), T, "softmax", "axis")
+case("softmax-0d", lambda: A.softmax(1.0), V, "softmax", "x")
+case("leaky_relu-slope-str", lambda: A.leaky_relu(X43, "a"), T, "leaky_relu", "negative_slope")
+case("leaky_relu-slope-shape", lambda: A.leaky_relu(X43, jnp.ones(5)), V, "leaky_relu", "negative_slope")
+case("elu-alpha-shape", lambda: A.elu(X43, jnp.ones(5)), V, "elu", "alpha")
+case("elu-alpha-None", lambda: A.elu(X43, None), T, "elu", "alpha")
+case("prelu-alpha-None", lambda: A.prelu(X43, None), T, "prelu", "alpha")
 
 # initializers ----------------------------------------------------------------------------
 case("normal-stddev-negative", lambda: initializers.normal(-1.0), V, "normal", "stddev")
@@ -192,20 +180,12 @@ for name in ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecu
     case(f"{name}-rank-1-shape", lambda make=make: make()(KEY, (3,)), V, "variance_scaling", "shape")
     case(f"{name}-zero-fan", lambda make=make: make()(KEY, (0, 3)), V, "variance_scaling", "shape")
 case("glorot-int-dtype", lambda: initializers.glorot_uniform()(KEY, (3, 4), jnp.int32),
-     V, "(glorot_uniform|variance_scaling)", "dtype",
-     bug="initializers.glorot_uniform()(key, (3, 4), jnp.int32) raises jax's 'dtype argument to "
-         "`uniform` must be a float dtype', naming neither the initializer nor its argument")
-case("normal-int-dtype", lambda: initializers.normal()(KEY, (3, 4), jnp.int32), V, "normal", "dtype",
-     bug="initializers.normal()(key, shape, jnp.int32) raises jax's bare dtype message")
+     V, "(glorot_uniform|variance_scaling)", "dtype")
+case("normal-int-dtype", lambda: initializers.normal()(KEY, (3, 4), jnp.int32), V, "normal", "dtype")
 case("glorot-key-None", lambda: initializers.glorot_uniform()(None, (3, 4)), T,
-     "(glorot_uniform|variance_scaling)", "key",
-     bug="initializers.glorot_uniform()(None, (3, 4)) raises jax's 'unexpected PRNG key type "
-         "NoneType' (no fnn.initializers factory checks its key)")
-case("zeros-negative-shape", lambda: initializers.zeros(KEY, (-1,)), V, "zeros", "shape",
-     bug="initializers.zeros(key, (-1,)) raises jax's bare 'broadcast_in_dim shape must have "
-         "every element be nonnegative' TypeError")
-case("ones-negative-shape", lambda: initializers.ones(KEY, (-1,)), V, "ones", "shape",
-     bug="initializers.ones(key, (-1,)) raises jax's bare broadcast_in_dim TypeError")
+     "(glorot_uniform|variance_scaling)", "key")
+case("zeros-negative-shape", lambda: initializers.zeros(KEY, (-1,)), V, "zeros", "shape")
+case("ones-negative-shape", lambda: initializers.ones(KEY, (-1,)), V, "ones", "shape")
 
 # layers and models -----------------------------------------------------------------------
 case("dense-features-0", lambda: layers.dense(0), V, "dense", "features")
@@ -219,26 +199,18 @@ case("dense-apply-last-dim-jit", lambda: _jit(DENSE.apply, dense_params(), jnp.o
      V, E("dense(3)"), "x")
 case("dense-apply-0d", lambda: DENSE.apply(dense_params(), 1.0), V, E("dense(3)"), "x")
 case("dense-apply-None", lambda: DENSE.apply(dense_params(), None), T, E("dense(3)"), "x")
-case("dense-init-key-None", lambda: DENSE.init(None, (5,)), T, E("dense(3)"), "key",
-     bug="layers.dense(3).init(None, (5,)) raises jax's 'unexpected PRNG key type' (layers and "
-         "mlp init never check key)")
-case("dense-apply-params-None", lambda: DENSE.apply(None, jnp.ones((2, 5))), T, E("dense(3)"), "params",
-     bug="layers.dense(3).apply(None, x) raises \"'NoneType' object is not subscriptable\"")
-case("dense-apply-params-empty", lambda: DENSE.apply({}, jnp.ones((2, 5))), V, E("dense(3)"), "params",
-     bug="layers.dense(3).apply({}, x) raises KeyError 'w', not a ValueError/TypeError")
+case("dense-init-key-None", lambda: DENSE.init(None, (5,)), T, E("dense(3)"), "key")
+case("dense-apply-params-None", lambda: DENSE.apply(None, jnp.ones((2, 5))), T, E("dense(3)"), "params")
+case("dense-apply-params-empty", lambda: DENSE.apply({}, jnp.ones((2, 5))), V, E("dense(3)"), "params")
 case("dense-apply-bias-shape",
      lambda: DENSE.apply({"w": dense_params()["w"], "b": jnp.ones(4)}, jnp.ones((2, 5))),
-     V, E("dense(3)"), "params",
-     bug="layers.dense_apply with b of shape (4,) for w (5, 3) raises a bare broadcasting error "
-         "(and a b of shape (2, 3) broadcasts silently when the batch is 2)")
+     V, E("dense(3)"), "params")
 case("dense-apply-kernel-1d", lambda: DENSE.apply({"w": jnp.ones(5), "b": jnp.ones(3)}, jnp.ones((2, 5))),
-     V, E("dense(3)"), "params",
-     bug="layers.dense_apply with a 1-D kernel w raises a bare 'add got incompatible shapes' TypeError")
+     V, E("dense(3)"), "params")
 case("prelu-layer-init_alpha-str", lambda: layers.prelu("a"), T, "prelu", "init_alpha")
 case("prelu-layer-alpha-shape", lambda: layers.prelu().apply({"alpha": jnp.ones(5)}, X43),
      V, "prelu", "alpha")
-case("prelu-layer-params-None", lambda: layers.prelu().apply(None, X43), T, "prelu", "params",
-     bug="layers.prelu().apply(None, x) raises \"'NoneType' object is not subscriptable\"")
+case("prelu-layer-params-None", lambda: layers.prelu().apply(None, X43), T, "prelu", "params")
 case("serial-empty", lambda: layers.serial(), V, "serial", "layers")
 case("serial-not-a-layer", lambda: layers.serial(3), T, "serial", E("layers[0]"))
 case("serial-init-shape-int", lambda: SERIAL.init(KEY, 3), T, "serial", "input_shape")
@@ -266,28 +238,18 @@ case("mlp-apply-params-dict", lambda: MLP.apply({"w": 1}, X43), V, "mlp", "param
 case("mlp-apply-params-short", lambda: MLP.apply(mlp_params()[:1], X43), V, "mlp", "params")
 case("mlp-apply-layers-swapped", lambda: MLP.apply(mlp_params()[::-1], jnp.ones((4, 2))), V,
      E("mlp layer 0 (dense 4)"), "x")
-case("mlp-w_init-int", lambda: models.mlp([3], w_init=3), T, "mlp", "w_init",
-     bug="models.mlp([3], w_init=3) is accepted; the failure comes later from init as "
-         "\"'int' object is not callable\"")
-case("mlp-dtype-str", lambda: models.mlp([3], dtype="foo"), T, "mlp", "dtype",
-     bug="models.mlp([3], dtype='foo') is accepted; init then fails inside numpy")
-case("mlp-dtype-int", lambda: models.mlp([3], dtype=jnp.int32).init(KEY, (3,)), T, "mlp", "dtype",
-     bug="models.mlp([3], dtype=jnp.int32) is accepted; init then raises jax's 'dtype argument to "
-         "`uniform` must be a float dtype'")
-case("mlp-init-shape-None", lambda: MLP.init(KEY, None), T, "mlp", "input_shape",
-     bug="models.mlp(...).init(key, None) raises \"'NoneType' object is not iterable\"")
-case("mlp-init-shape-str", lambda: MLP.init(KEY, "ab"), T, "mlp", "input_shape",
-     bug="models.mlp(...).init(key, 'ab') raises \"invalid literal for int() with base 10: 'a'\"")
-case("mlp-init-key-str", lambda: MLP.init("k", (2,)), T, "mlp", "key",
-     bug="models.mlp(...).init('k', (2,)) raises jax's 'invalid PRNG key data'")
+case("mlp-w_init-int", lambda: models.mlp([3], w_init=3), T, "mlp", "w_init")
+case("mlp-dtype-str", lambda: models.mlp([3], dtype="foo"), T, "mlp", "dtype")
+case("mlp-dtype-int", lambda: models.mlp([3], dtype=jnp.int32).init(KEY, (3,)), T, "mlp", "dtype")
+case("mlp-init-shape-None", lambda: MLP.init(KEY, None), T, "mlp", "input_shape")
+case("mlp-init-shape-str", lambda: MLP.init(KEY, "ab"), T, "mlp", "input_shape")
+case("mlp-init-key-str", lambda: MLP.init("k", (2,)), T, "mlp", "key")
 case("mlp-apply-missing-bias",
      lambda: MLP.apply([{"w": mlp_params()[0]["w"]}, mlp_params()[1]], jnp.ones((4, 2))),
-     V, "mlp", "params",
-     bug="models.mlp(...).apply with a layer dict lacking 'b' raises KeyError 'b'")
+     V, "mlp", "params")
 case("mlp-apply-bias-shape",
      lambda: MLP.apply([{"w": mlp_params()[0]["w"], "b": jnp.ones(7)}, mlp_params()[1]], jnp.ones((4, 2))),
-     V, "mlp( layer 0 \\(dense 4\\))?", "(params|b)",
-     bug="models.mlp(...).apply with b of shape (7,) for a 4-unit layer raises a bare broadcasting error")
+     V, "mlp( layer 0 \\(dense 4\\))?", "(params|b)")
 
 # losses and metrics ------------------------------------------------------------------------
 case("mse-shape", lambda: losses.mse(X43, jnp.ones((4, 2))), V, "mse", "targets")
@@ -307,9 +269,7 @@ case("bce-labels-negative", lambda: losses.binary_cross_entropy(jnp.ones(4), jnp
 case("bce-int-logits", lambda: losses.binary_cross_entropy(jnp.ones(4, jnp.int32), jnp.ones(4)), T,
      "binary_cross_entropy", "logits")
 case("bce-labels-nan", lambda: losses.binary_cross_entropy(jnp.ones(4), jnp.array([0, 1, jnp.nan, 0])), V,
-     "binary_cross_entropy", "labels",
-     bug="losses.binary_cross_entropy accepts concrete NaN labels (min/max comparisons with NaN "
-         "are False) and returns NaN")
+     "binary_cross_entropy", "labels")
 case("sce-float-labels", lambda: losses.softmax_cross_entropy(X43, Y3.astype(float)), T,
      "softmax_cross_entropy", "labels")
 case("sce-one-hot-labels", lambda: losses.softmax_cross_entropy(X43, jax.nn.one_hot(Y3, 3)), T,
@@ -331,13 +291,9 @@ case("accuracy-shape", lambda: metrics.accuracy(X43, jnp.array([0, 1])), V, "acc
 case("accuracy-None", lambda: metrics.accuracy(None, Y3), T, "accuracy", "logits")
 case("accuracy-labels-str", lambda: metrics.accuracy(X43, "abc"), T, "accuracy", "labels")
 case("accuracy-labels-out-of-range", lambda: metrics.accuracy(X43, jnp.array([0, 1, 7, 0])), V,
-     "accuracy", "labels",
-     bug="metrics.accuracy(logits (4, 3), labels [0, 1, 7, 0]) silently counts class 7 as wrong "
-         "(softmax_cross_entropy rejects the same concrete labels)")
+     "accuracy", "labels")
 case("accuracy-float-labels", lambda: metrics.accuracy(X43, jnp.array([0.0, 0.5, 1.0, 2.0])), T,
-     "accuracy", "labels",
-     bug="metrics.accuracy(logits (4, 3), float labels [0., .5, 1., 2.]) accepts float class "
-         "labels; a fractional one silently counts as wrong")
+     "accuracy", "labels")
 
 # optimizers --------------------------------------------------------------------------------
 for name, make in OPTIMIZERS.items():
@@ -859,9 +815,6 @@ def test_softmax_cross_entropy_out_of_range_labels_under_jit_give_nan():
     assert np.isnan(value)
 
 
-@pytest.mark.xfail(strict=True, reason="losses.binary_cross_entropy under jit with labels outside "
-                   "[0, 1] (e.g. [0, 1, 2, 0]) returns a finite, meaningless loss (0.563), where "
-                   "softmax_cross_entropy returns NaN, reported to lead")
 def test_binary_cross_entropy_out_of_range_labels_under_jit_give_nan():
     value = jax.jit(losses.binary_cross_entropy)(jnp.ones(4), jnp.array([0, 1, 2, 0]))
     assert np.isnan(value)
