@@ -593,29 +593,20 @@ case("check_gradients-max_elements-0", lambda: _gradcheck(max_elements=0), V, "c
      "max_elements")
 case("check_gradients-grad_fn-structure", lambda: _gradcheck(grad_fn=lambda p, x, y: [p["w"]]),
      V, "check_gradients", "grad_fn")
-case("check_gradients-fn-None", lambda: _gradcheck(None), T, "check_gradients", "fn",
-     bug="diagnostics.check_gradients(None, params) raises \"'NoneType' object is not callable\"")
-case("check_gradients-grad_fn-int", lambda: _gradcheck(grad_fn=3), T, "check_gradients", "grad_fn",
-     bug="diagnostics.check_gradients(..., grad_fn=3) raises \"'int' object is not callable\"")
+case("check_gradients-fn-None", lambda: _gradcheck(None), T, "check_gradients", "fn")
+case("check_gradients-grad_fn-int", lambda: _gradcheck(grad_fn=3), T, "check_gradients", "grad_fn")
 case("check_gradients-grad_fn-leaf-shape", lambda: _gradcheck(grad_fn=lambda p, x, y: {"w": jnp.ones(3)}),
-     V, "check_gradients", "grad_fn",
-     bug="diagnostics.check_gradients with a grad_fn returning a leaf of shape (3,) for a (2, 3) "
-         "param raises IndexError 'index 3 is out of bounds' (structure is checked, shapes are not)")
-case("check_gradients-params-None", lambda: _gradcheck(params=None), T, "check_gradients", "params",
-     bug="diagnostics.check_gradients(fn, None, ...) raises \"'NoneType' object is not subscriptable\" "
-         "from inside the user's fn (no params to check is accepted silently)")
+     V, "check_gradients", "grad_fn")
+case("check_gradients-params-None", lambda: _gradcheck(params=None), T, "check_gradients", "params")
 case("layer_grad_norms-None", lambda: diagnostics.layer_grad_norms(None), V, "layer_grad_norms", "grads")
 case("layer_grad_norms-dict", lambda: diagnostics.layer_grad_norms({"w": jnp.ones((2, 3))}), V,
      "layer_grad_norms", "grads")
 case("layer_grad_norms-empty", lambda: diagnostics.layer_grad_norms([]), V, "layer_grad_norms", "grads")
 case("layer_grad_norms-w-str", lambda: diagnostics.layer_grad_norms([{"w": "abc"}]),
-     T, "layer_grad_norms", "grads",
-     bug="diagnostics.layer_grad_norms([{'w': 'abc'}]) raises jax's 'Error interpreting argument to "
-         "<function ravel> as an abstract array'")
+     T, "layer_grad_norms", "grads")
 case("layer_grad_norms-include_bias-str",
      lambda: diagnostics.layer_grad_norms([{"w": jnp.ones((2, 3))}], include_bias="x"),
-     T, "layer_grad_norms", "include_bias",
-     bug="diagnostics.layer_grad_norms(grads, include_bias='x') is accepted (truthy)")
+     T, "layer_grad_norms", "include_bias")
 case("grad_norms_fn-None", lambda: diagnostics.grad_norms_fn(None), T, "grad_norms_fn", "loss_fn")
 case("vanishing_gradient_report-depth-1", lambda: diagnostics.vanishing_gradient_report(KEY, depth=1), V,
      "vanishing_gradient_report", "depth")
@@ -643,20 +634,14 @@ case("vanishing_gradient_report-batch_size-0",
      lambda: diagnostics.vanishing_gradient_report(KEY, batch_size=0),
      V, "vanishing_gradient_report", "batch_size")
 case("vanishing_gradient_report-key-None", lambda: diagnostics.vanishing_gradient_report(None), T,
-     "vanishing_gradient_report", "key",
-     bug="diagnostics.vanishing_gradient_report(None) raises jax's 'unexpected PRNG key type'")
+     "vanishing_gradient_report", "key")
 case("vanishing_gradient_report-x-rank-1",
      lambda: diagnostics.vanishing_gradient_report(KEY, x=jnp.ones(4), y=jnp.ones(4, int)), V,
-     "vanishing_gradient_report", "x",
-     bug="diagnostics.vanishing_gradient_report(key, x of shape (4,), y) blames y: 'y must have "
-         "x's batch size (x of shape (4,), 2-D)'")
+     "vanishing_gradient_report", "x")
 case("vanishing_gradient_report-bce-labels-2",
      lambda: diagnostics.vanishing_gradient_report(KEY, x=jnp.ones((4, 3)), y=2 * jnp.ones(4, int),
                                                    depth=2, width=2, activations=("relu",)),
-     V, "(vanishing_gradient_report|binary_cross_entropy)", "(y|labels)",
-     bug="diagnostics.vanishing_gradient_report(key, x, y=[2, 2, 2, 2]) with the default binary "
-         "cross-entropy returns a report: the labels only reach the loss inside jit, where values "
-         "cannot be checked")
+     V, "(vanishing_gradient_report|binary_cross_entropy)", "(y|labels)")
 
 # checkpoint (CheckpointError is a ValueError; its own tests fuzz load) ----------------------------
 CKPT_TREE = {"w": jnp.ones((2, 3)), "b": [jnp.zeros(3, jnp.bfloat16), 3, None], "key": KEY}

@@ -109,9 +109,10 @@ def check_gradients(fn: Callable[..., jax.Array], params: Any, *args: Any,
       ``jax.tree_util`` order; ``str()`` is a readable table.
 
     Raises:
-      TypeError: if a leaf of ``params`` is not floating.
+      TypeError: if ``fn`` or ``grad_fn`` is not callable, ``params`` holds no array,
+        or a leaf of ``params`` is not floating.
       ValueError: if ``fn`` does not return a scalar, ``grad_fn``'s result does not have
-        ``params``' structure, or ``eps``/``rtol``/``atol``/``max_elements`` are out of range.
+        ``params``' structure and shapes, or ``eps``/``rtol``/``atol``/``max_elements`` are out of range.
 
     Example:
       >>> import jax, jax.numpy as jnp, fnn
@@ -123,6 +124,14 @@ def check_gradients(fn: Callable[..., jax.Array], params: Any, *args: Any,
       (True, ["[0]['b']", "[0]['w']", "[1]['b']", "[1]['w']"])
     """
     name = "check_gradients"
+    if not callable(fn):
+        _checks.fail(name, "fn", "be a callable fn(params, *args) -> scalar", _checks.describe(fn), TypeError)
+    if grad_fn is not None and not callable(grad_fn):
+        _checks.fail(name, "grad_fn", "be a callable grad_fn(params, *args) -> grads or None",
+                     _checks.describe(grad_fn), TypeError)
+    if not jax.tree.leaves(params):
+        _checks.fail(name, "params", "be a pytree with at least one floating array to check",
+                     _checks.describe(params), TypeError)
     _checks.number(name, "eps", eps, low=0, low_open=True)
     _checks.number(name, "rtol", rtol, low=0)
     _checks.number(name, "atol", atol, low=0)
@@ -145,6 +154,10 @@ def check_gradients(fn: Callable[..., jax.Array], params: Any, *args: Any,
         if jax.tree.structure(grads) != jax.tree.structure(params64):
             _checks.fail(name, "grad_fn", f"return params' structure {jax.tree.structure(params64)}",
                          jax.tree.structure(grads))
+        for (path, leaf), g in zip(paths_leaves, jax.tree.leaves(grads)):
+            if np.shape(g) != np.shape(leaf):
+                _checks.fail(name, "grad_fn", f"return a gradient of shape {np.shape(leaf)} for "
+                             f"params{jax.tree_util.keystr(path)}", f"shape {np.shape(g)}")
         flat, unravel = ravel_pytree(params64)
         sizes = [int(np.size(leaf)) for _, leaf in paths_leaves]
         offsets = np.cumsum([0] + sizes)

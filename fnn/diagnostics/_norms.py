@@ -60,9 +60,14 @@ def layer_grad_norms(grads: Sequence[dict], *, include_bias: bool = False) -> ja
             isinstance(g, dict) and "w" in g for g in grads):
         _checks.fail("layer_grad_norms", "grads", 'be a non-empty list of layer dicts with "w" '
                      "(gradients of fnn.mlp params)", _checks.describe(grads))
+    include_bias = _checks.boolean("layer_grad_norms", "include_bias", include_bias)
     norms = []
-    for g in grads:
+    for i, g in enumerate(grads):
         parts = jax.tree.leaves(g) if include_bias else [g["w"]]
+        for part in parts:
+            if isinstance(part, (str, bytes)) or not hasattr(part, "dtype") and not isinstance(part, (int, float)):
+                _checks.fail("layer_grad_norms", "grads", "hold arrays in every layer dict",
+                             f"layer {i}: {_checks.describe(part)}", TypeError)
         norms.append(_l2(jnp.concatenate([jnp.ravel(p) for p in parts])))
     return jnp.stack(norms)
 
@@ -89,6 +94,7 @@ def grad_norms_fn(loss_fn: Callable[..., jax.Array], *, include_bias: bool = Fal
     """
     if not callable(loss_fn):
         _checks.fail("grad_norms_fn", "loss_fn", "be callable", type(loss_fn).__name__, TypeError)
+    include_bias = _checks.boolean("grad_norms_fn", "include_bias", include_bias)
 
     def hook(params: Any, *batch: Any) -> jax.Array:
         return layer_grad_norms(jax.grad(loss_fn)(params, *batch), include_bias=include_bias)
@@ -216,6 +222,7 @@ def vanishing_gradient_report(key: jax.Array, x: Any = None, y: Any = None, *, d
                      repr(activations))
     if loss not in _REPORT_LOSSES:
         _checks.fail(fn, "loss", f"be one of {', '.join(_REPORT_LOSSES)}", repr(loss))
+    _checks.prng_key(fn, "key", key)
     data_key, init_key = jax.random.split(key)
     if x is None:
         x = jax.random.normal(data_key, (_checks.positive_int(fn, "batch_size", batch_size),
@@ -227,8 +234,19 @@ def vanishing_gradient_report(key: jax.Array, x: Any = None, y: Any = None, *, d
         _checks.fail(fn, "y", "be given with x", "None")
     _checks.floating(fn, "x", x)
     x, y = jnp.asarray(x), jnp.asarray(y)
-    if x.ndim != 2 or y.shape[:1] != x.shape[:1]:
+    if x.ndim != 2:
+        _checks.fail(fn, "x", "be 2-D (batch, features)", f"shape {x.shape}")
+    if y.shape[:1] != x.shape[:1]:
         _checks.fail(fn, "y", f"have x's batch size (x of shape {x.shape}, 2-D)", f"shape {y.shape}")
+    # Concrete labels are checked here: inside the compiled measurement they cannot be.
+    labels = np.asarray(y)
+    if loss == "binary_cross_entropy" and labels.size and not np.all((labels >= 0) & (labels <= 1)):
+        _checks.fail(fn, "y", "be labels in {0, 1} (or [0, 1]) for binary_cross_entropy",
+                     f"values in [{labels.min()}, {labels.max()}]")
+    if loss == "softmax_cross_entropy":
+        _checks.integer(fn, "y", y)
+        if labels.size and labels.min() < 0:
+            _checks.fail(fn, "y", "be class indices >= 0 for softmax_cross_entropy", f"minimum {labels.min()}")
     outputs = {"binary_cross_entropy": 1, "mse": y.shape[-1] if y.ndim == 2 else 0,
                "softmax_cross_entropy": int(np.max(np.asarray(y))) + 1 if y.size else 0}[loss]
     if outputs == 0:
