@@ -10,7 +10,9 @@ The script prints every factor, multiplies them, and checks the products against
 ``jax.grad``; then takes gradient-descent steps ``w_new = w_old - lr * dL/dw``. Finally it
 does the same for a whole layer at once with ``fnn.backprop.mlp_grads`` (the deltas
 dL/dz of every layer), and lets ``fnn.diagnostics.check_gradients`` verify the
-hand-written gradient against finite differences.
+hand-written gradient against finite differences. With matplotlib installed it writes
+``backprop_by_hand.png`` into ``--out``: the chain-rule factors as bars, and the gradient
+magnitude of each weight and layer, by hand next to ``jax.grad`` (the bars must match).
 
 Run:
     python examples/03_backprop_by_hand.py
@@ -20,12 +22,13 @@ Run:
 from __future__ import annotations
 
 import argparse
+import os
 
 import jax
 import jax.numpy as jnp
 
 import fnn
-from fnn import backprop, diagnostics
+from fnn import backprop, diagnostics, plots
 
 sigmoid = fnn.sigmoid
 
@@ -48,13 +51,18 @@ def loss_fn(params, x, y):
     return forward(params, x, y)["loss"]
 
 
+def factors(params, x, y):
+    """The four local derivatives of the notes' chain, at the current weights."""
+    f = forward(params, x, y)
+    return {"dL/do2": 2 * (f["o2"] - y),                          # L = (o2 - y)^2
+            "do2/dw4": sigmoid_prime(f["z2"]) * f["o1"],          # o2 = s(w4 o1 + b2)
+            "do2/do1": sigmoid_prime(f["z2"]) * params["w4"],
+            "do1/dw1": sigmoid_prime(f["z1"]) * x}                # o1 = s(w1 x + b1)
+
+
 def chain_rule(params, x, y, verbose=True):
     """dL/dw4 and dL/dw1 as products of the notes' factors, printed one by one."""
-    f = forward(params, x, y)
-    dL_do2 = 2 * (f["o2"] - y)                          # L = (o2 - y)^2
-    do2_dw4 = sigmoid_prime(f["z2"]) * f["o1"]          # o2 = s(w4 o1 + b2)
-    do2_do1 = sigmoid_prime(f["z2"]) * params["w4"]
-    do1_dw1 = sigmoid_prime(f["z1"]) * x                # o1 = s(w1 x + b1)
+    dL_do2, do2_dw4, do2_do1, do1_dw1 = factors(params, x, y).values()
     dL_dw4 = dL_do2 * do2_dw4
     dL_dw1 = dL_do2 * do2_do1 * do1_dw1
     if verbose:
@@ -67,17 +75,53 @@ def chain_rule(params, x, y, verbose=True):
     return {"w4": dL_dw4, "w1": dL_dw1}
 
 
+def plot(path, chain_factors, hand, auto, layer_hand, layer_auto):
+    """Bars: |chain-rule factors| and |dL/dw| by hand vs jax.grad; per-layer norms of the MLP.
+
+    Returns the path written, or None without matplotlib (the example still runs).
+    """
+    if not plots.available():
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.8), dpi=100)
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    names = list(chain_factors) + ["dL/dw4", "dL/dw1"]
+    left.bar(range(len(chain_factors)), [abs(float(v)) for v in chain_factors.values()],
+             color="tab:gray", label="factor")
+    for offset, (label, grads) in zip((-0.2, 0.2), (("by hand", hand), ("jax.grad", auto))):
+        left.bar([len(chain_factors) + i + offset for i in range(2)],
+                 [abs(float(grads["w4"])), abs(float(grads["w1"]))], width=0.4, label=label)
+    left.set_xticks(range(len(names)), names, rotation=20)
+    left.set_yscale("log")
+    left.set_title("chain rule: |factor| and |dL/dw|\n(dL/dw1 carries two factors s' <= 1/4)")
+    left.legend()
+    layers = range(1, len(layer_hand) + 1)
+    right.bar([l - 0.2 for l in layers], layer_hand, width=0.4, label="mlp_grads (by hand)")
+    right.bar([l + 0.2 for l in layers], layer_auto, width=0.4, label="jax.grad")
+    right.set_xticks(list(layers), [f"layer {l}" for l in layers])
+    right.set_ylabel("||dL/dW||")
+    right.set_title("2-3-1 sigmoid MLP:\nper-layer gradient norm")
+    right.legend()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="fewer steps (for tests)")
     parser.add_argument("--steps", type=int, default=None, help="gradient steps (default 50, tiny 5)")
     parser.add_argument("--learning-rate", type=float, default=2.0)
-    parser.add_argument("--out", default="runs/examples", help="unused (no plot); accepted for symmetry")
+    parser.add_argument("--out", default="runs/examples", help="folder for backprop_by_hand.png")
     args = parser.parse_args(argv)
     steps = args.steps or (5 if args.tiny else 50)
 
     params = {"w1": jnp.array(0.8), "b1": jnp.array(0.1), "w4": jnp.array(-0.5), "b2": jnp.array(0.2)}
     x, y = jnp.array(1.5), jnp.array(1.0)
+    start = params
     f = forward(params, x, y)
     print("Forward stage (x = 1.5, target y = 1):")
     print("  " + ", ".join(f"{k} = {float(v):.6f}" for k, v in f.items()))
@@ -122,6 +166,11 @@ def main(argv=None):
     report = diagnostics.check_gradients(bce, mlp_params, xs, ys,
                                          grad_fn=lambda p, xs, ys: hand_grads(p, xs, ys).grads)
     print(report)
+    written = plot(os.path.join(args.out, "backprop_by_hand.png"), factors(start, x, y), hand, auto,
+                   diagnostics.layer_grad_norms(grads).tolist(),
+                   diagnostics.layer_grad_norms(reference).tolist())
+    if written:
+        print(f"wrote {written}")
     print(f"final: hand vs jax.grad {gap:.1e}, mlp_grads vs jax.grad {mlp_gap:.1e}, "
           f"finite differences {'passed' if report.passed else 'FAILED'}")
     return {"chain_rule_gap": gap, "mlp_grads_gap": mlp_gap, "check_passed": report.passed}
