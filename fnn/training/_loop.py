@@ -222,7 +222,9 @@ def build_start(cfg: LoopConfig, epochs: int, shapes: tuple, donate: bool) -> Ca
                 done = jnp.asarray(history[name], jnp.float32)
                 buffer = jax.lax.dynamic_update_slice_in_dim(buffer, done, 0, axis=len(members))
             buffers[name] = buffer
-        copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
+        # Without donation the loop (which donates its state) must get buffers of its own;
+        # with it, the caller's buffers are handed over as they are (no copy).
+        copy = (lambda tree: tree) if donate else (lambda tree: jax.tree.map(jnp.copy, tree))  # noqa: E731
         return LoopState(
             params=copy(params), opt_state=copy(opt_state), key=copy(key),
             epoch=jnp.asarray(epoch, jnp.int32), history=buffers,
