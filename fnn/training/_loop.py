@@ -159,9 +159,14 @@ def build_runner(cfg: LoopConfig) -> Callable:
                 finite = jnp.isfinite(train_loss) & params_ok
                 newly_bad = c.alive & ~finite
                 alive = c.alive & finite
-                # Roll the failing epoch back: the last good params, not the NaNs.
-                params = _where_tree(alive, params, c.params)
-                opt_state = _where_tree(alive, opt_state, c.opt_state)
+                # Roll the failing epoch back: the last good params, not the NaNs. One
+                # model: a cond that forwards buffers (no elementwise select per epoch).
+                if cfg.members is None:
+                    params, opt_state = jax.lax.cond(
+                        alive, lambda: (params, opt_state), lambda: (c.params, c.opt_state))
+                else:
+                    params = _where_tree(alive, params, c.params)
+                    opt_state = _where_tree(alive, opt_state, c.opt_state)
                 bad_epoch = jnp.where(newly_bad, c.epoch, c.bad_epoch)
                 bad_step = jnp.where(newly_bad, _first_nonfinite(losses), c.bad_step)
                 bad_leaves = _where_tree(newly_bad, leaf_flags, c.bad_leaves)
