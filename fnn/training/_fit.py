@@ -332,6 +332,21 @@ def check_metrics(fn: str, metrics: Any, loss: Callable) -> dict:
 _OUTPUT_SHAPES: dict = {}
 
 
+def _opt_state_template(cfg: LoopConfig, params: Params, hyper: Any) -> Any:
+    """``eval_shape`` of the optimizer state for these params (cached like _output_shape)."""
+    leaves, treedef = jax.tree.flatten((params, hyper))
+    key = (cfg, treedef, tuple((jnp.shape(a), jnp.result_type(a)) for a in leaves))
+    if key not in _OPT_STATE_TEMPLATES:
+        if len(_OPT_STATE_TEMPLATES) > 256:
+            _OPT_STATE_TEMPLATES.clear()
+        _OPT_STATE_TEMPLATES[key] = jax.eval_shape(functools.partial(init_opt_state, cfg),
+                                                   params, hyper)
+    return _OPT_STATE_TEMPLATES[key]
+
+
+_OPT_STATE_TEMPLATES: dict = {}
+
+
 def _as_result(fn: str, initial: Any) -> FitResult:
     """A FitResult from a FitResult, a dict of its fields, or a checkpoint path."""
     if isinstance(initial, (str, os.PathLike)):
@@ -419,6 +434,5 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
                      members=members, sweep=sweep, batch_sharding=batch_sharding,
                      grad_norms=grad_norms)
     if opt_state is not None:
-        opt_state = _restructure(fn, opt_state,
-                                 jax.eval_shape(functools.partial(init_opt_state, cfg), params, hyper))
+        opt_state = _restructure(fn, opt_state, _opt_state_template(cfg, params, hyper))
     return cfg, params, opt_state, x, y, eval_data, key, start, history
