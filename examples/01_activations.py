@@ -71,10 +71,7 @@ def plot(curves, z, path):
         ax.set_ylim(-1.5, 2.5)
     axes[0, 0].legend(loc="upper left")
     fig.suptitle("Activation functions (solid) and their derivatives (dashed)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"plot written to {path}")
+    print(f"plot written to {fnn.plots.save(fig, path)}")
 
 
 def main(argv=None):

@@ -22,6 +22,8 @@ import os
 import jax
 import jax.numpy as jnp
 
+import fnn
+
 from fnn import perceptron
 
 X = jnp.array([[0, 0], [0, 1], [1, 0], [1, 1]], jnp.float32)
@@ -58,10 +60,7 @@ def plot_boundaries(results, path):
         ax.set_ylim(-0.5, 1.5)
     axes[0].legend(loc="lower left")
     fig.suptitle("Perceptron decision regions (blue: class 1, red: class 0)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"plot written to {path}")
+    print(f"plot written to {fnn.plots.save(fig, path)}")
 
 
 def main(argv=None):

@@ -75,10 +75,7 @@ def plot(report, curves, path):
     right.set_ylabel("binary cross-entropy")
     right.set_title("Training loss")
     right.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"plot written to {path}")
+    print(f"plot written to {fnn.plots.save(fig, path)}")
 
 
 def main(argv=None):

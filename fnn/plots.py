@@ -15,13 +15,15 @@ figure is kept alive after the call.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from fnn._checks import describe, fail, positive_int
 
-__all__ = ["available", "confusion_counts", "confusion_matrix", "curves", "decision_boundary"]
+__all__ = ["available", "confusion_counts", "confusion_matrix", "curves", "decision_boundary",
+           "save"]
 
 _FIGSIZE = (5.6, 3.8)
 _DPI = 100
@@ -59,11 +61,25 @@ def _path(fn: str, path: Any) -> str:
     return os.fspath(path)
 
 
-def _save(fig, path: str) -> str:
+def save(fig, path: str | os.PathLike) -> str:
+    """Write a matplotlib figure to ``path`` (folders created), release it, return the path.
+
+    Used by the plot functions here and by the examples for their own figures; a figure
+    made with ``matplotlib.pyplot`` is closed so that loops of plots do not leak.
+
+    Example:
+      >>> fig = _agg_figure()
+      >>> import tempfile, os
+      >>> save(fig, os.path.join(tempfile.mkdtemp(), "a", "empty.png")).endswith("empty.png")
+      True
+    """
+    path = _path("save", path)
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
     fig.savefig(path, dpi=_DPI, bbox_inches="tight")
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(fig)
     return path
 
 
@@ -143,7 +159,7 @@ def curves(series: Mapping[str, Any], path: str | os.PathLike, *, x: Any = None,
         ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     else:
         ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def confusion_counts(labels: Any, predictions: Any, num_classes: int | None = None) -> np.ndarray:
@@ -241,7 +257,7 @@ def confusion_matrix(labels: Any, predictions: Any, path: str | os.PathLike, *,
     ax.set_ylabel("true class")
     n = max(int(counts.sum()), 1)
     ax.set_title(title or f"accuracy {np.trace(counts) / n:.4f} on {n} examples")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _classes(outputs: np.ndarray) -> np.ndarray:
@@ -316,4 +332,4 @@ def decision_boundary(apply: Callable, params: Any, x: Any, y: Any, path: str | 
     ax.set_ylabel("$x_2$")
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save(fig, path)
