@@ -21,20 +21,24 @@ class ProgressBar:
     """
 
     def __init__(self, total: int, *, steps_per_epoch: int, stream: TextIO | None = None,
-                 width: int = 24, start: int = 0):
+                 width: int = 24):
         self.total, self.steps_per_epoch, self.width = total, steps_per_epoch, width
         self.stream = sys.stderr if stream is None else stream
         self.tty = default_enabled(self.stream)
-        self.start_epoch = start
-        self.t0 = time.perf_counter()
+        self.first: tuple[int, float] | None = None   # (epoch, time) of the first update
 
     def update(self, epoch: int, values: dict[str, float]) -> None:
         done = int(self.width * epoch / max(self.total, 1))
         bar = "=" * done + (">" if done < self.width else "") + " " * max(self.width - done - 1, 0)
-        elapsed = time.perf_counter() - self.t0
-        rate = (epoch - self.start_epoch) * self.steps_per_epoch / elapsed if elapsed > 0 else 0.0
+        now = time.perf_counter()
         shown = " ".join(f"{k} {v:.4f}" for k, v in values.items())
-        line = f"epoch {epoch}/{self.total} [{bar}] {shown} | {rate:,.0f} steps/s"
+        line = f"epoch {epoch}/{self.total} [{bar}] {shown}"
+        # The first update waited for compilation: rates count from it onwards.
+        if self.first is None:
+            self.first = (epoch, now)
+        elif now > self.first[1]:
+            rate = (epoch - self.first[0]) * self.steps_per_epoch / (now - self.first[1])
+            line += f" | {rate:,.0f} steps/s"
         if self.tty:
             self.stream.write("\r" + line)
         else:
