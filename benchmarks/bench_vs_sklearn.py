@@ -1,4 +1,4 @@
-"""Benchmark: fnn against scikit-learn's ``MLPClassifier``, the classic, on the same MLP.
+r"""Benchmark: fnn against scikit-learn's ``MLPClassifier``, the classic, on the same MLP.
 
 Same problem for both, in one process: the bundled digits (1,797 x 64, 10 classes) and
 breast-cancer (569 x 30, 2 classes) data, split 80/20 (stratified, keyed) and

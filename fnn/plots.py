@@ -67,13 +67,18 @@ def save(fig, path: str | os.PathLike) -> str:
     Used by the plot functions here and by the examples for their own figures; a figure
     made with ``matplotlib.pyplot`` is closed so that loops of plots do not leak.
 
+    ``fig`` may be None (what the figure helpers give without matplotlib): nothing is
+    written and None is returned.
+
     Example:
-      >>> fig = _agg_figure()
       >>> import tempfile, os
-      >>> save(fig, os.path.join(tempfile.mkdtemp(), "a", "empty.png")).endswith("empty.png")
+      >>> path = save(_agg_figure(), os.path.join(tempfile.mkdtemp(), "a", "empty.png"))
+      >>> path is None or path.endswith("empty.png")
       True
     """
     path = _path("save", path)
+    if fig is None:
+        return None
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
