@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 
-import jax
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import fnn
 from fnn import activations as A
 from fnn import backprop, checkpoint, datasets, diagnostics, initializers, layers, losses, metrics
 from fnn import models, optimizers, parallel, perceptron, training

@@ -418,16 +418,16 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
         if not jnp.issubdtype(leaf.dtype, jnp.inexact):
             _checks.fail(fn, f"params{jax.tree_util.keystr(path)}", "have a floating dtype",
                          _checks.describe(leaf), TypeError)
-    for arg, data in (("x", x), ("eval_data x", None if eval_data is None else eval_data[0])):
-        if data is None:
-            continue
+    def fits(arg: str, data: jax.Array) -> Any:
         try:
-            shape = _output_shape(apply, params, members is not None, data)
+            return _output_shape(apply, params, members is not None, data)
         except ValueError as e:
             raise ValueError(f"{fn}: {arg} does not fit the model: {e}") from None
-        predictions = shape if arg == "x" else predictions
+
+    predictions = fits("x", x)
     _check_labels(fn, loss, predictions, y, "y")
     if eval_data is not None:
+        fits("eval_data x", eval_data[0])
         _check_labels(fn, loss, predictions, eval_data[1], "eval_data y")
     cfg = LoopConfig(apply=apply, loss=loss, optimizer=optimizer, batch_size=batch_size,
                      shuffle=shuffle, metrics=tuple(metrics.items()), nan_guard=nan_guard,
