@@ -414,6 +414,9 @@ case("fit-metrics-not-callable", lambda: _fit(eval_data=(XT, YT), metrics={"a": 
 case("fit-checkpoint-int", lambda: _fit(checkpoint=3), T, "fit", "checkpoint")
 case("fit-nan_guard-str", lambda: _fit(nan_guard="no"), T, "fit", "nan_guard")
 case("fit-shuffle-None", lambda: _fit(shuffle=None), T, "fit", "shuffle")
+case("epoch_order-key-int", lambda: training.epoch_order(3, 0, 5), T, "epoch_order", "key")
+case("epoch_order-n-zero", lambda: training.epoch_order(KEY, 0, 0), V, "epoch_order", "n")
+case("epoch_order-n-float", lambda: training.epoch_order(KEY, 0, 5.0), V, "epoch_order", "n")
 case("evaluate-model-None", lambda: training.evaluate(None, mlp_params(), XT, YT), T, "evaluate", "model")
 case("evaluate-loss-None", lambda: training.evaluate(MLP, mlp_params(), XT, YT, loss=None),
      T, "evaluate", "loss")

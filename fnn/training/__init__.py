@@ -10,8 +10,9 @@ r"""Compiled training: a pure train step, ``fit`` as one XLA program, evaluation
 
 from fnn.training._evaluate import evaluate
 from fnn.training._fit import FitResult, NonFiniteReport, fit
+from fnn.training._order import epoch_order
 from fnn.training._ensemble import fit_ensemble, fit_sweep, init_ensemble
 from fnn.training._step import make_train_step, train_step
 
 __all__ = ["train_step", "make_train_step", "fit", "evaluate", "FitResult", "NonFiniteReport",
-           "init_ensemble", "fit_ensemble", "fit_sweep"]
+           "init_ensemble", "fit_ensemble", "fit_sweep", "epoch_order"]

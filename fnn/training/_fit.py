@@ -17,8 +17,9 @@ from fnn import _checks
 from fnn.losses import binary_cross_entropy, softmax_cross_entropy
 from fnn.metrics import accuracy
 from fnn.training import _progress
+from fnn.training import _rollback
 from fnn.training._loop import (LoopConfig, LoopState, build_runner, build_start,
-                                history_shapes, init_opt_state)
+                                history_shapes, init_opt_state, with_arrays)
 from fnn.training._step import apply_fn_of, check_loss, check_optimizer
 
 __all__ = ["fit", "train", "FitResult", "NonFiniteReport"]
@@ -60,7 +61,8 @@ class FitResult(NamedTuple):
       opt_state: the optimizer state after the last step.
       history: ``{"train_loss": (epochs,), "eval_loss": ..., "eval_<metric>": ...}``
         as arrays, one value per epoch run; ``(members, epochs)`` for ensembles.
-      key: the data-order key; epoch ``e`` shuffles with ``fold_in(key, e)``.
+      key: the data-order key; epoch ``e`` visits the examples in the order
+        :func:`fnn.training.epoch_order` ``(key, e, n)``.
       epoch: number of epochs run so far.
       nonfinite: a :class:`NonFiniteReport` per model that hit a NaN/inf (empty if none).
     """
@@ -95,37 +97,31 @@ def _check_labels(fn: str, loss: Callable, predictions: jax.ShapeDtypeStruct, y:
     """Label range mistakes caught on the host, once, before anything compiles."""
     if loss is softmax_cross_entropy:
         k = predictions.shape[-1]
-        lo, hi = (int(v) for v in jax.device_get(_value_range(y)))
+        lo, hi = (int(v) for v in _value_range(y))
         if lo < 0 or hi >= k:
             _checks.fail(fn, arg, f"be class indices in [0, {k}) for a model with {k} outputs",
                          f"values in [{lo}, {hi}]")
     elif loss is binary_cross_entropy:
-        lo, hi = (float(v) for v in jax.device_get(_value_range(y)))
+        lo, hi = (float(v) for v in _value_range(y))
         if lo < 0 or hi > 1:
             _checks.fail(fn, arg, "be in {0, 1}", f"values in [{lo}, {hi}]")
 
 
-@jax.jit
-def _value_range(y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    return jnp.min(y), jnp.max(y)
+def _value_range(y: jax.Array) -> tuple[np.generic, np.generic]:
+    """``(min, max)`` on the host: a view on CPU, one small copy from an accelerator, and
+    no program to compile (a jitted min/max cost ~50 ms of compile per fit)."""
+    values = np.asarray(jax.device_get(y))
+    return values.min(), values.max()
 
 
-def _leaf_path(flags: Params, member: int | None) -> str | None:
-    for path, ok in jax.tree_util.tree_flatten_with_path(flags)[0]:
-        value = np.asarray(ok) if member is None else np.asarray(ok)[member]
-        if not bool(value):
-            return jax.tree_util.keystr(path)
-    return None
-
-
-def _reports(bad_epoch: np.ndarray, bad_step: np.ndarray, state: LoopState,
+def _reports(bad_epoch: np.ndarray, bad_step: np.ndarray, good: _rollback.LastGood | None,
              members: int | None) -> tuple:
+    leaves = {} if good is None else good.leaves
     if members is None:
         if bad_epoch < 0:
             return ()
-        return (NonFiniteReport(int(bad_epoch), int(bad_step), _leaf_path(state.bad_leaves, None)),)
-    return tuple(NonFiniteReport(int(bad_epoch[k]), int(bad_step[k]),
-                                 _leaf_path(state.bad_leaves, k), k)
+        return (NonFiniteReport(int(bad_epoch), int(bad_step), leaves.get(None)),)
+    return tuple(NonFiniteReport(int(bad_epoch[k]), int(bad_step[k]), leaves.get(k), k)
                  for k in range(members) if bad_epoch[k] >= 0)
 
 
@@ -162,11 +158,23 @@ def run_loop(cfg: LoopConfig, params: Params, opt_state: Any, hyper: Any, x: jax
     names = [k for k, shape in shapes.items() if shape == ()]      # shown by the progress bar
     history = {k: v for k, v in (history or {}).items() if k in shapes}
     start = build_start(cfg, epochs, tuple(shapes.items()), bool(donate))
-    state = start(params, opt_state, hyper, key, start_epoch, history)
+    state = with_arrays(start(params, opt_state, hyper, key, start_epoch, history),
+                        params, opt_state, key)
     x_eval, y_eval = eval_data if eval_data is not None else (None, None)
+    good = None                    # the guard's last good state of failed models
+
+    def advance(state: LoopState, stop: int) -> LoopState:
+        nonlocal good
+        after = runner(state, hyper, x, y, x_eval, y_eval, jnp.int32(stop))
+        if cfg.nan_guard:          # the runner did not donate `state`: rerun from it
+            good = _rollback.update(
+                lambda s, e: runner(s, hyper, x, y, x_eval, y_eval, jnp.int32(e)),
+                state, after, good)
+        return after
+
     show = _progress.default_enabled() if progress is None else bool(progress)
     if not show and checkpoint is None:
-        state = runner(state, hyper, x, y, x_eval, y_eval, jnp.int32(epochs))
+        state = advance(state, epochs)
     else:
         n = x.shape[0]
         bar = (_progress.ProgressBar(epochs, steps_per_epoch=-(-n // min(cfg.batch_size, n)))
@@ -177,7 +185,7 @@ def run_loop(cfg: LoopConfig, params: Params, opt_state: Any, hyper: Any, x: jax
             if checkpoint is not None:
                 stop = min(stop, (epoch // checkpoint_every + 1) * checkpoint_every)
             t0 = time.perf_counter()
-            state = runner(state, hyper, x, y, x_eval, y_eval, jnp.int32(stop))
+            state = advance(state, stop)
             done = int(state.epoch)        # waits for the chunk to finish
             elapsed = time.perf_counter() - t0
             if bar is not None and done > epoch:
@@ -186,15 +194,16 @@ def run_loop(cfg: LoopConfig, params: Params, opt_state: Any, hyper: Any, x: jax
             if done < stop:                # the non-finite guard stopped the loop
                 break
             if checkpoint is not None:
-                _save_state(checkpoint, state, done)
+                _save_state(checkpoint, _rollback.apply(state, good), done)
             if epoch > start_epoch:        # the first chunk included compilation
                 chunk = max(1, int(_PROGRESS_INTERVAL_S * chunk / max(elapsed, 1e-9)))
             epoch = done
         if bar is not None:
             bar.close()
+    state = _rollback.apply(state, good)
     completed, bad_epoch, bad_step = jax.device_get((state.epoch, state.bad_epoch, state.bad_step))
     completed = int(completed)
-    reports = _reports(bad_epoch, bad_step, state, members)
+    reports = _reports(bad_epoch, bad_step, good, members)
     for report in reports:
         warnings.warn(str(report), RuntimeWarning, stacklevel=3)
     history_out = state.history
@@ -212,11 +221,11 @@ def fit(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
         checkpoint_every: int = 1, grad_norms: bool = False) -> FitResult:
     r"""Train ``model`` on ``(x, y)``: the whole run is one compiled XLA program.
 
-    Each epoch shuffles the examples on the device with ``fold_in(key, epoch)``, runs a
+    Each epoch shuffles the examples on the device (:func:`epoch_order`), runs a
     ``lax.scan`` of :func:`train_step` over the full batches and one more step over the
     ragged last batch (``n % batch_size`` examples: a smaller batch, never dropped),
     then evaluates on ``eval_data``. Data go to the device once; params and optimizer
-    state are donated between the chunks of epochs, so they are updated in place.
+    state are updated in place inside the compiled loop.
     With the progress bar off the whole run is a single call; with it on, epochs run in
     chunks of about a quarter second of work so the bar moves, compiled once.
 
@@ -246,7 +255,10 @@ def fit(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
         become invalid); default False copies them once instead.
       nan_guard: stop at the first epoch with a non-finite loss or parameter, keep the
         params from before it and report where (:class:`NonFiniteReport`, also issued as
-        a ``RuntimeWarning``). Costs one finiteness check of the params per epoch.
+        a ``RuntimeWarning``). Costs one pass over the params per epoch, and
+        one copy of params and optimizer state per call of the compiled loop (one call,
+        or one per progress/checkpoint chunk): it keeps the state it started from and,
+        only after a failure, runs again from it up to the failing epoch.
       checkpoint: a file path; every ``checkpoint_every`` epochs the full training
         state (params, optimizer state, key, epoch, history) is saved there atomically
         with :func:`fnn.checkpoint.save`, so a crash loses at most that many epochs.
