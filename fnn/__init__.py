@@ -7,8 +7,8 @@ gradient comes from ``jax.grad``; a training run is one compiled program.
 __version__ = "0.1.0"
 
 from fnn import (
-    activations, backprop, checkpoint, datasets, diagnostics, initializers, layers, losses,
-    metrics, models, optimizers, parallel, perceptron, plots, training,
+    activations, backprop, checkpoint, compilation_cache, datasets, diagnostics, initializers,
+    layers, losses, metrics, models, optimizers, parallel, perceptron, plots, training,
 )
 from fnn.activations import (
     elu, identity, leaky_relu, log_softmax, prelu, relu, sigmoid, softmax, step, tanh,
@@ -19,9 +19,9 @@ from fnn.training import evaluate, fit
 
 __all__ = [
     "__version__",
-    "activations", "backprop", "checkpoint", "datasets", "diagnostics", "initializers",
-    "layers", "losses", "metrics", "models", "optimizers", "parallel", "perceptron", "plots",
-    "training",
+    "activations", "backprop", "checkpoint", "compilation_cache", "datasets", "diagnostics",
+    "initializers", "layers", "losses", "metrics", "models", "optimizers", "parallel",
+    "perceptron", "plots", "training",
     "step", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu",
     "softmax", "log_softmax", "identity",
     "Layer", "dense", "serial", "mlp",

@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "ensemble-averaged test accuracy")
     train.add_argument("--out", default=None, help="output folder (default runs/<data>)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _cache_option(train)
     train.set_defaults(run=_train)
     evaluate = commands.add_parser(
         "evaluate", formatter_class=_Formatter, help="score a checkpoint written by 'fnn train'",
@@ -120,8 +121,29 @@ def build_parser() -> argparse.ArgumentParser:
                     "checkpoint written by 'fnn train' and print its test loss and accuracy.",
         epilog="example:\n  fnn evaluate runs/digits")
     evaluate.add_argument("path", help="output folder of 'fnn train', or its params.ckpt")
+    _cache_option(evaluate)
     evaluate.set_defaults(run=_evaluate)
     return parser
+
+
+def _cache_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--no-compilation-cache", action="store_true",
+        help="do not keep compiled programs on disk (by default they are, in "
+             "$FNN_COMPILATION_CACHE or ~/.cache/fnn/xla, so the next run skips compiling; "
+             "FNN_COMPILATION_CACHE=off also disables it)")
+
+
+def _enable_compilation_cache(args: argparse.Namespace) -> None:
+    """Before anything compiles; a cache that cannot be made is not worth failing a run."""
+    from fnn import compilation_cache
+
+    path = None if args.no_compilation_cache else compilation_cache.default_dir()
+    if path is not None:
+        try:
+            compilation_cache.enable(path)
+        except OSError:
+            pass
 
 
 def _jsonable(value: Any) -> Any:
@@ -325,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _enable_compilation_cache(args)
         return args.run(args, started)
     except (ValueError, ImportError, OSError) as e:  # fnn's own messages name the argument
         text = " ".join(str(e).split()) or type(e).__name__

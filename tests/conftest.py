@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import pytest
+
+# The `fnn` command keeps compiled programs on disk by default. In-process CLI tests
+# must not turn that on for the whole test session (it is a global jax setting), nor
+# write into the home directory; tests of the cache set the variable themselves.
+os.environ["FNN_COMPILATION_CACHE"] = "off"
 
 
 @pytest.fixture

@@ -204,3 +204,32 @@ def test_python_dash_m_fnn_runs_the_same_command():
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "--ensemble" in done.stdout and "usage: fnn train" in done.stdout
+
+
+def _cli_subprocess(args, cache):
+    env = dict(os.environ, FNN_COMPILATION_CACHE=str(cache), JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-m", "fnn", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _cache_entries(cache):
+    return sorted(p.name for p in cache.iterdir() if p.name.endswith("-cache")) if cache.exists() else []
+
+
+def test_train_keeps_compiled_programs_on_disk_and_reuses_them(tmp_path):
+    """In a fresh process: the first run writes the programs it compiled, a second
+    identical run finds every one of them (it adds no entry); the flag turns it off."""
+    cache = tmp_path / "xla"
+    args = ["train", "--data", "xor", "--hidden", "8", "--epochs", "2", "--no-progress",
+            "--out", str(tmp_path / "run")]
+    _cli_subprocess(args, cache)
+    first = _cache_entries(cache)
+    assert first
+    _cli_subprocess(args, cache)
+    assert _cache_entries(cache) == first
+    _cli_subprocess(["evaluate", str(tmp_path / "run")], cache)
+    off = tmp_path / "unused"
+    _cli_subprocess([*args, "--no-compilation-cache"], off)
+    assert not off.exists()

@@ -27,7 +27,7 @@ import pytest
 
 from fnn import activations as A
 from fnn import backprop, checkpoint, datasets, diagnostics, initializers, layers, losses, metrics
-from fnn import models, optimizers, parallel, perceptron, training
+from fnn import compilation_cache, models, optimizers, parallel, perceptron, training
 
 KEY = jax.random.key(0)
 
@@ -414,6 +414,10 @@ case("fit-metrics-not-callable", lambda: _fit(eval_data=(XT, YT), metrics={"a": 
 case("fit-checkpoint-int", lambda: _fit(checkpoint=3), T, "fit", "checkpoint")
 case("fit-nan_guard-str", lambda: _fit(nan_guard="no"), T, "fit", "nan_guard")
 case("fit-shuffle-None", lambda: _fit(shuffle=None), T, "fit", "shuffle")
+case("compilation_cache.enable-path-int", lambda: compilation_cache.enable(3), T,
+     "compilation_cache.enable", "path")
+case("compilation_cache.enable-path-None-while-off", lambda: compilation_cache.enable(None), V,
+     "compilation_cache.enable", "path")
 case("epoch_order-key-int", lambda: training.epoch_order(3, 0, 5), T, "epoch_order", "key")
 case("epoch_order-n-zero", lambda: training.epoch_order(KEY, 0, 0), V, "epoch_order", "n")
 case("epoch_order-n-float", lambda: training.epoch_order(KEY, 0, 5.0), V, "epoch_order", "n")
@@ -777,11 +781,11 @@ def test_every_public_function_has_a_bad_input_row():
         "PerceptronHistory", "NOT_RUN", "FitResult", "NonFiniteReport", "LeafCheck", "GradientCheck",
         "VanishingGradientReport", "GradientTransformation", "Schedule", "ScalarOrSchedule", "SgdState",
         "MomentumState", "AdagradState", "RmspropState", "AdamState", "CheckpointError", "FORMAT_VERSION",
-        "MAGIC", "names", "digits", "breast_cancer", "iris",
+        "MAGIC", "names", "digits", "breast_cancer", "iris", "default_dir", "ENV_VAR", "MAX_BYTES",
     }
     missing = []
     for module in (A, initializers, layers, models, losses, metrics, optimizers, training, parallel,
-                   perceptron, backprop, diagnostics, checkpoint, datasets):
+                   perceptron, backprop, diagnostics, checkpoint, datasets, compilation_cache):
         prefix = module.__name__.rsplit(".", 1)[-1]
         for name in module.__all__:
             if name in skip:
