@@ -184,7 +184,7 @@ def gemms_alone(problem: Problem) -> Callable:
     return run
 
 
-def fnn_fit(problem: Problem, optimizer=None) -> Callable:
+def fnn_fit(problem: Problem, optimizer=None, nan_guard: bool = True) -> Callable:
     """fnn: the whole run is one fit call (progress off)."""
     model = fnn.mlp(list(problem.sizes[1:]))
     optimizer = fnn.optimizers.adam(LR) if optimizer is None else optimizer
@@ -197,7 +197,7 @@ def fnn_fit(problem: Problem, optimizer=None) -> Callable:
         params, opt_state = held[0]
         r = fnn.fit(model, params, optimizer, x, y, opt_state=opt_state, epochs=problem.epochs,
                     batch_size=problem.batch_size, key=jax.random.key(0), progress=False,
-                    donate=True)
+                    donate=True, nan_guard=nan_guard)
         held[0] = (r.params, r.opt_state)
         return r.params, r.history["train_loss"]
 

@@ -7,6 +7,7 @@ over ``steps`` batches, Adam, softmax cross-entropy — and reports per-step med
 
 * ``fit``: ``fnn.fit`` (one compiled program, progress off);
 * ``fit[optax.adam]``: the same with optax's Adam;
+* ``fit[no guard]``: ``fit`` with ``nan_guard=False`` (what the guard costs);
 * ``scan``: hand-written JAX, a jitted epoch (permutation + ``lax.scan``): the reference;
 * ``gemm``: only the matmuls of forward and backward, scanned: the ceiling;
 * ``jit_step``: hand-written jitted step in a Python loop (no donation);
@@ -56,6 +57,7 @@ def variants(problem: _peers.Problem, python_loops: bool) -> dict:
         "scan": _peers.hand_scan(problem),
         "fit": _peers.fnn_fit(problem),
         "fit[optax.adam]": _peers.fnn_fit(problem, optax.adam(_peers.LR)),
+        "fit[no guard]": _peers.fnn_fit(problem, nan_guard=False),
         "gemm": _peers.gemms_alone(problem),
     }
     if python_loops:
