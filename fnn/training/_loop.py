@@ -166,7 +166,7 @@ def build_runner(cfg: LoopConfig) -> Callable:
                 # No rollback in here: that would keep a snapshot of the whole state and
                 # copy it every epoch. The runner does not donate its input when guarding,
                 # so the driver still holds the state it started from and rebuilds the
-                # last good one from it (rollback_nonfinite in _fit.py).
+                # last good one from it (fnn.training._rollback).
                 bad_epoch = jnp.where(newly_bad, c.epoch, c.bad_epoch)
                 bad_step = jnp.where(newly_bad, _first_nonfinite(losses), c.bad_step)
             record = {"train_loss": train_loss}
