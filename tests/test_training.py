@@ -16,6 +16,7 @@ from hypothesis import given, settings, strategies as st
 import fnn
 from fnn import optimizers as O
 from fnn.losses import mse, softmax_cross_entropy
+from fnn.training._order import order_from_bits, sort_passes
 from fnn.training import (evaluate, fit, fit_ensemble, fit_sweep, init_ensemble, make_train_step,
                           train_step)
 
@@ -107,9 +108,21 @@ def test_fit_returns_history_and_learns():
                                 evaluate(MODEL, r.params, x, y)["loss"], rtol=1e-5)
 
 
+@pytest.fixture(params=["whole", "per_batch"])
+def gather(request, monkeypatch):
+    """fit's two ways to put an epoch's batches together: the data gathered in epoch order
+    once (up to WHOLE_GATHER_MAX_BYTES), or one gather per batch (larger data)."""
+    from fnn.training import _loop
+    if request.param == "per_batch":
+        monkeypatch.setattr(_loop, "WHOLE_GATHER_MAX_BYTES", 0)
+    _loop.build_runner.cache_clear()
+    yield request.param
+    _loop.build_runner.cache_clear()
+
+
 @pytest.mark.parametrize("n,batch_size,shuffle", [(48, 16, True), (50, 16, True), (50, 16, False),
                                                   (7, 32, True)])
-def test_fit_scan_equals_python_loop(n, batch_size, shuffle):
+def test_fit_scan_equals_python_loop(n, batch_size, shuffle, gather):
     """Same batches in the same order, ragged last batch included, as a Python loop."""
     x, y = _data(n)
     key = jax.random.key(3)
@@ -338,6 +351,64 @@ def test_epoch_order_is_uniform_and_changes_every_epoch():
     chex.assert_trees_all_equal(jitted, orders[7])
     legacy = fnn.training.epoch_order(jax.random.PRNGKey(3), 7, 1000)
     assert sorted(np.asarray(legacy).tolist()) == list(range(1000))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3000), passes=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
+def test_order_from_bits_sorts_by_every_pass_and_breaks_ties_by_the_earlier_ones(n, passes, seed):
+    bits = jax.random.bits(jax.random.key(seed), (passes, n), jnp.uint32)
+    np.testing.assert_array_equal(np.sort(np.asarray(order_from_bits(bits))), np.arange(n))
+    free_bits = 32 - (n - 1).bit_length()
+    random_part = np.asarray(bits[0]) & np.uint32((1 << free_bits) - 1)
+    # Later passes that tie everywhere keep the order of the first (a stable sort by it).
+    first_only = bits.at[1:].set(0)
+    np.testing.assert_array_equal(order_from_bits(first_only),
+                                  np.argsort(random_part, kind="stable"))
+    # Earlier passes that tie everywhere leave the index order for the last to sort.
+    last_only = jnp.zeros_like(bits).at[-1].set(bits[0])
+    np.testing.assert_array_equal(order_from_bits(last_only),
+                                  np.argsort(random_part, kind="stable"))
+    if passes >= 2 and n >= 2:
+        # A later pass decides first: positions (in the first pass's order) whose second
+        # word is 0 come before those whose word is 1, each group in the first pass's order.
+        halves = first_only.at[1].set(jnp.arange(n, dtype=jnp.uint32) % 2)
+        first = np.argsort(random_part, kind="stable")
+        np.testing.assert_array_equal(order_from_bits(halves),
+                                      np.concatenate([first[0::2], first[1::2]]))
+
+
+def test_sort_passes_leave_under_one_tied_pair_in_256_epochs():
+    for n in [1, 2, 16, 256, 257, 1797, 12800, 16385, 60000, 2**20, 2**23]:
+        passes = sort_passes(n)
+        assert 1 <= passes <= 6
+        random_bits = passes * (32 - (n - 1).bit_length())
+        assert n * (n - 1) / 2 * 2.0 ** -random_bits <= 2.0 ** -8
+    assert [sort_passes(n) for n in (256, 257, 16384, 16385)] == [1, 2, 2, 3]
+    assert sort_passes(2**23 + 1) == 0          # two-word key sort from here on
+
+
+def test_epoch_order_puts_each_example_anywhere_with_equal_chance_over_several_passes():
+    """n = 20000 (3 sort passes): where examples 0-9 land over 1,000 epochs, in 20
+    bins, is uniform (chi-square at p = 1e-4), and epochs differ."""
+    n = 20000
+    assert sort_passes(n) == 3
+    orders = np.asarray(jax.jit(jax.vmap(lambda e: fnn.training.epoch_order(
+        jax.random.key(5), e, n)))(jnp.arange(1000)))
+    positions = np.argsort(orders, axis=1)[:, :10].ravel()
+    counts = np.bincount(positions * 20 // n, minlength=20)
+    chi2 = np.sum((counts - 500.0) ** 2 / 500.0)
+    assert chi2 < 43.8                    # chi-square, 19 degrees of freedom, p = 1e-4
+    assert len({tuple(o[:20]) for o in orders}) == 1000
+
+
+def test_epoch_order_beyond_the_one_word_passes_is_a_permutation(monkeypatch):
+    from fnn.training import _order
+    monkeypatch.setattr(_order, "MAX_PASSES", 1)
+    n = 300
+    assert sort_passes(n) == 0
+    order = np.asarray(fnn.training.epoch_order(jax.random.key(0), 1, n))
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    assert not np.array_equal(order[:100], np.arange(100))
 
 
 def _diverging_sweep(epochs, **kwargs):
