@@ -120,6 +120,15 @@ def gather(request, monkeypatch):
     _loop.build_runner.cache_clear()
 
 
+def test_fit_gathers_the_whole_data_only_for_small_batches_of_bounded_data():
+    from fnn.training._loop import _gathers_whole
+    x, y = jnp.zeros((1000, 64)), jnp.zeros(1000, jnp.int32)       # 260 bytes an example
+    assert _gathers_whole(x, y, 64)                                 # 16.6 KB batches
+    assert not _gathers_whole(x, y, 160)                            # 41.6 KB batches
+    big = jax.ShapeDtypeStruct((300_000, 256), jnp.float32)         # 307 MB of data
+    assert not _gathers_whole(big, jax.ShapeDtypeStruct((300_000,), jnp.int32), 8)
+
+
 @pytest.mark.parametrize("n,batch_size,shuffle", [(48, 16, True), (50, 16, True), (50, 16, False),
                                                   (7, 32, True)])
 def test_fit_scan_equals_python_loop(n, batch_size, shuffle, gather):

@@ -225,10 +225,12 @@ def fit(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
     ``lax.scan`` of :func:`train_step` over the full batches and one more step over the
     ragged last batch (``n % batch_size`` examples: a smaller batch, never dropped),
     then evaluates on ``eval_data``. Data go to the device once; params and optimizer
-    state are updated in place inside the compiled loop. Up to 256 MiB of data (``x`` and
-    ``y`` together) are put in the epoch's order with one gather per epoch and cut into
-    contiguous batches, which holds one more copy of them on the device; larger data are
-    gathered one batch at a time (``fnn.training._loop.WHOLE_GATHER_MAX_BYTES``).
+    state are updated in place inside the compiled loop. When a batch is at most 32 KiB
+    and the data at most 256 MiB (``x`` and ``y`` together), the data are put in the
+    epoch's order with one gather per epoch and cut into contiguous batches, which holds
+    one more copy of them on the device; otherwise each batch is gathered on its own
+    (``WHOLE_GATHER_MAX_BATCH_BYTES`` and ``WHOLE_GATHER_MAX_BYTES`` in
+    ``fnn.training._loop`` say why).
     With the progress bar off the whole run is a single call; with it on, epochs run in
     chunks of about a quarter second of work so the bar moves, compiled once.
 
