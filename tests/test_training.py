@@ -205,6 +205,21 @@ def test_fit_donation_flag():
     assert params[0]["w"].is_deleted()
 
 
+@pytest.mark.parametrize("where", ["large", "small", "none"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_all_finite_sees_every_leaf_large_or_small_per_member(where, bad):
+    from fnn.training._loop import OWN_REDUCTION_MIN_SIZE, _all_finite
+    big = OWN_REDUCTION_MIN_SIZE + 3
+    tree = {"w": jnp.full((3, big), 1e38), "b": jnp.ones((3, 5)), "c": jnp.ones((3, 2, 2))}
+    if where != "none":
+        tree = {**tree, "w" if where == "large" else "c": (tree["w"] if where == "large" else
+                                                          tree["c"]).at[1, -1].set(bad)}
+    expected = np.array([True, where == "none", True])
+    np.testing.assert_array_equal(jax.jit(_all_finite, static_argnums=1)(tree, 1), expected)
+    single = jax.tree.map(lambda a: a[1], tree)
+    assert bool(_all_finite(single, 0)) == (where == "none")
+
+
 def test_fit_nan_guard_stops_and_keeps_last_good_params():
     x, y = _data(32)
     x = x.at[20].set(jnp.nan)          # example 20 poisons the first batch that holds it
