@@ -324,11 +324,17 @@ def test_ensemble_member_equals_single_fit():
 def test_ensemble_of_one_is_a_plain_fit():
     x, y = _data(40)
     keys = jax.random.split(jax.random.key(7), 1)
-    kwargs = dict(epochs=2, batch_size=16, key=jax.random.key(8), progress=False)
+    kwargs = dict(epochs=2, batch_size=16, key=jax.random.key(8), progress=False,
+                  eval_data=(x, y), grad_norms=True)
     r = fit_ensemble(MODEL, init_ensemble(MODEL, keys, (4,)), O.adam(1e-2), x, y, **kwargs)
     single = fit(MODEL, MODEL.init(keys[0], (4,)), O.adam(1e-2), x, y, **kwargs)
-    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], r.params), single.params)
+    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], (r.params, r.opt_state, r.history)),
+                                (single.params, single.opt_state, single.history))
     chex.assert_shape(r.history["train_loss"], (1, 2))
+    chex.assert_shape(r.history["grad_norms"], (1, 2, len(single.params)))
+    swept = fit_sweep(MODEL, MODEL.init(keys[0], (4,)), O.adam, jnp.array([1e-2]), x, y, **kwargs)
+    chex.assert_trees_all_equal(swept.params, r.params)
+    chex.assert_trees_all_equal(swept.history, r.history)
 
 
 def test_sweep_member_equals_single_fit_with_that_rate():

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from fnn import _checks
 from fnn.losses import softmax_cross_entropy
-from fnn.training._fit import FitResult, fit, train
+from fnn.training._fit import FitResult, train
 
 __all__ = ["init_ensemble", "fit_ensemble", "fit_sweep"]
 
@@ -73,17 +73,6 @@ def _members(fn: str, params: Params) -> int:
     return sizes.pop()
 
 
-# One dispatch each instead of one per leaf: K = 1 must cost what a plain fit costs.
-_squeeze = jax.jit(lambda tree: jax.tree.map(lambda a: a[0], tree))
-_unsqueeze = jax.jit(lambda tree: jax.tree.map(lambda a: a[None], tree))
-
-
-def _unsqueeze_result(result: FitResult) -> FitResult:
-    params, opt_state, history = _unsqueeze((result.params, result.opt_state, result.history))
-    reports = tuple(r._replace(member=0) for r in result.nonfinite)
-    return result._replace(params=params, opt_state=opt_state, history=history, nonfinite=reports)
-
-
 def fit_ensemble(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
                  loss: Callable = softmax_cross_entropy, **kwargs) -> FitResult:
     r"""Train K models at once; ``params`` are stacked on axis 0 (:func:`init_ensemble`).
@@ -91,7 +80,9 @@ def fit_ensemble(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
     Takes every keyword of :func:`fnn.training.fit`. Returns stacked params and
     optimizer state and history of shape ``(K, epochs)``. A member that hits a NaN/inf
     is frozen at its last good params and reported; the others train on. With
-    ``K = 1`` this is a plain :func:`fit`.
+    ``K = 1`` the compiled loop runs the single-model step on member 0 (no ``vmap``, whose
+    size-1 batch dimension slows every matmul) and gives exactly the values of
+    :func:`fit`, with the member axis.
 
     Example:
       >>> import jax, fnn
@@ -104,10 +95,6 @@ def fit_ensemble(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
       (4, 5)
     """
     k = _members("fit_ensemble", params)
-    if k == 1:
-        single = {n: _squeeze(kwargs[n]) for n in ("opt_state",) if kwargs.get(n) is not None}
-        return _unsqueeze_result(fit(model, _squeeze(params), optimizer, x, y, loss=loss,
-                                     **{**kwargs, **single}))
     return train("fit_ensemble", model, params, optimizer, x, y, loss=loss, members=k,
                  sweep=False, hyper=None, **kwargs)
 

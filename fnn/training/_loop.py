@@ -84,6 +84,20 @@ def _all_finite(tree: Params, member_axes: int) -> jax.Array:
     return jnp.isfinite(sum(jnp.sum(a * 0, axis=member_axes) for a in large))
 
 
+def _over_members(cfg: LoopConfig, fn: Callable, in_axes: tuple) -> Callable:
+    """``jax.vmap(fn, in_axes)`` over the members; for one member, ``fn`` on member 0 with
+    the axis put back: the same values, without the batch dimension of size 1 that vmap
+    gives every matmul (which XLA's CPU backend runs ~10% slower than a plain one)."""
+    if cfg.members != 1:
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def one(*args):
+        args = [a if axis is None else jax.tree.map(lambda v: v[0], a)
+                for a, axis in zip(args, in_axes)]
+        return jax.tree.map(lambda v: v[None], fn(*args))
+    return one
+
+
 def _member_step(cfg: LoopConfig):
     def step(params, opt_state, hyper, xb, yb):
         optimizer = cfg.optimizer(hyper) if cfg.sweep else cfg.optimizer
@@ -91,7 +105,7 @@ def _member_step(cfg: LoopConfig):
                           loss=cfg.loss)
     if cfg.members is None:
         return step
-    return jax.vmap(step, in_axes=(0, 0, 0 if cfg.sweep else None, None, None))
+    return _over_members(cfg, step, (0, 0, 0 if cfg.sweep else None, None, None))
 
 
 # Small batches of data up to WHOLE_GATHER_MAX_BYTES are put in epoch order with one
@@ -183,8 +197,8 @@ def build_runner(cfg: LoopConfig) -> Callable:
     evaluate = functools.partial(score, cfg.apply, cfg.loss, cfg.metrics)
     norms = functools.partial(_layer_grad_norms, cfg)
     if cfg.members is not None:
-        evaluate = jax.vmap(evaluate, in_axes=(0, None, None))
-        norms = jax.vmap(norms, in_axes=(0, None, None))
+        evaluate = _over_members(cfg, evaluate, (0, None, None))
+        norms = _over_members(cfg, norms, (0, None, None))
 
     def run(state: LoopState, hyper, x, y, x_eval, y_eval, stop):
         n = x.shape[0]
