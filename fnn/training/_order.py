@@ -38,7 +38,7 @@ def order_from_bits(bits: jax.Array) -> jax.Array:
     Pass ``t`` sorts the positions ``j`` of the current order by one uint32 word
     ``(bits[t, j] << b) | j`` (``b`` bits for the index, the rest random), and the order
     becomes ``order[q]``. A sort of a single 32-bit operand takes XLA's fast path
-    (~8x faster on CPU than a sort that carries an index array along); as in a radix sort
+    (~7x faster on CPU than a sort that carries an index array along); as in a radix sort
     from the least significant digit, later passes decide first and earlier passes break
     their ties, so the examples end up sorted by all the random bits together (a
     uniformly random permutation unless some pair ties in every pass; see
