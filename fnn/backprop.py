@@ -37,7 +37,7 @@ from jax.typing import ArrayLike
 from fnn import _checks
 from fnn import activations as _act
 from fnn import losses as _losses
-from fnn.layers import dense_apply
+from fnn.layers._dense import dense_apply
 
 __all__ = ["MlpGrads", "mlp_grads", "derivative", "ACTIVATIONS", "LOSSES"]
 

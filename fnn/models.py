@@ -24,7 +24,8 @@ from fnn import _checks
 from fnn._cache import same_object_for_same_arguments
 from fnn import activations as _activations
 from fnn import initializers as _initializers
-from fnn.layers import Layer, _compiles_exactly, _input_shape, dense, dense_apply
+from fnn.layers._core import Layer, StatefulLayer, compiles_exactly, example_shape
+from fnn.layers._dense import dense, dense_apply
 
 __all__ = ["mlp", "default_w_init"]
 
@@ -157,8 +158,8 @@ def _mlp(features: Sequence[int], activation="relu", output_activation=None, w_i
         if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
             input_shape = (input_shape,)
         # The type is the model's business; the sizes are checked by its first layer.
-        shape = _input_shape(f"dense({sizes[0]})", input_shape, type_fn="mlp")
-        return (compiled_init if _compiles_exactly(dtype) else init_impl)(key, shape)
+        shape = example_shape(f"dense({sizes[0]})", input_shape, type_fn="mlp")
+        return (compiled_init if compiles_exactly(dtype) else init_impl)(key, shape)
 
     def apply(params: list, x: ArrayLike) -> jax.Array:
         if not isinstance(params, (list, tuple)) or len(params) != len(sizes):

@@ -1,69 +1,25 @@
-r"""Layers as pure ``(init, apply)`` pairs.
-
-A :class:`Layer` owns no state. ``init(key, input_shape) -> params`` builds the
-parameter pytree for ONE example of shape ``input_shape`` (no batch axis);
-``apply(params, x) -> y`` runs the forward stage on ``x`` with any number of leading
-batch axes. Because params are an ordinary pytree, ``jax.grad`` of a loss of
-``apply`` returns gradients of the same structure, and ``jax.vmap`` over ``init``
-builds ensembles.
-"""
+"""Dense and PReLU layers (part of :mod:`fnn.layers`)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from fnn import _checks
+from fnn.layers._core import Layer, compiles_exactly, example_shape
 from fnn._cache import same_object_for_same_arguments
 from fnn import activations as _activations
 from fnn import initializers as _initializers
 
-__all__ = ["Layer", "dense", "prelu", "serial"]
+__all__ = ["dense", "dense_apply", "prelu", "check_dense_params"]
 
 Params = Any
 
 
-class Layer(NamedTuple):
-    """A layer: ``init(key, input_shape) -> params`` and ``apply(params, x) -> y``."""
-
-    init: Callable[..., Params]
-    apply: Callable[[Params, jax.Array], jax.Array]
-
-
-def _input_shape(fn: str, input_shape: Any, type_fn: str | None = None) -> tuple[int, ...]:
-    """The shape of one example as a tuple of positive ints (hashable: a static jit argument).
-
-    ``type_fn`` names the function blamed for a value that is no shape at all (a model
-    checks the type, its first layer the sizes).
-    """
-    shape = None
-    if not isinstance(input_shape, (str, bytes)):
-        try:
-            shape = tuple(int(d) for d in input_shape)
-        except (TypeError, ValueError):
-            shape = None
-    if shape is None:
-        _checks.fail(type_fn or fn, "input_shape", "be a tuple of ints (the shape of one example)",
-                     _checks.describe(input_shape), TypeError)
-    if not shape or any(d <= 0 for d in shape):
-        _checks.fail(fn, "input_shape", "be a non-empty tuple of positive ints", repr(input_shape))
-    return shape
-
-
-def _compiles_exactly(dtype) -> bool:
-    """Whether a compiled init gives the same bits as eager ops for params of ``dtype``.
-
-    For 16-bit floats XLA keeps fused intermediates in float32 (excess precision), so a
-    compiled ``normal * stddev`` skips one rounding that eager ops perform; those inits
-    stay eager.
-    """
-    return jnp.dtype(dtype).itemsize >= 4
-
-
-def _check_dense_params(fn: str, params: Any, *, kernel: bool = True) -> None:
+def check_dense_params(fn: str, params: Any, *, kernel: bool = True) -> None:
     """``params`` must be ``{"w": (in, out), "b": (out,)}`` (static facts only).
 
     With ``kernel=False`` only the dict and its keys are checked (a model checks the
@@ -137,8 +93,8 @@ def dense(features: int, *, w_init: Callable = None, b_init: Callable = _initial
 
     def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
         _checks.prng_key(name, "key", key)
-        shape = _input_shape(name, input_shape)
-        return (compiled_init if _compiles_exactly(dtype) else init_impl)(key, shape)
+        shape = example_shape(name, input_shape)
+        return (compiled_init if compiles_exactly(dtype) else init_impl)(key, shape)
 
     def apply(params: Params, x: ArrayLike) -> jax.Array:
         return dense_apply(params, x, name=name)
@@ -148,7 +104,7 @@ def dense(features: int, *, w_init: Callable = None, b_init: Callable = _initial
 
 def dense_apply(params: Params, x: ArrayLike, *, name: str = "dense") -> jax.Array:
     """``x @ params["w"] + params["b"]`` with the input-size check (used by models)."""
-    _check_dense_params(name, params)
+    check_dense_params(name, params)
     _checks.array_like(name, "x", x)
     w, b = params["w"], params["b"]
     if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != w.shape[0]:
@@ -178,7 +134,7 @@ def prelu(init_alpha: float = 0.25, *, dtype=jnp.float32) -> Layer:
 
     def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
         del key
-        _input_shape("prelu", input_shape)
+        example_shape("prelu", input_shape)
         return {"alpha": jnp.asarray(init_alpha, dtype)}
 
     def apply(params: Params, x: ArrayLike) -> jax.Array:
@@ -186,59 +142,5 @@ def prelu(init_alpha: float = 0.25, *, dtype=jnp.float32) -> Layer:
             _checks.fail("prelu", "params", "be a dict with the slope 'alpha'", _checks.describe(params),
                          TypeError if not isinstance(params, Mapping) else ValueError)
         return _activations.prelu(x, params["alpha"])
-
-    return Layer(init, apply)
-
-
-def _as_layer(fn: str, i: int, layer: Any) -> Layer:
-    if isinstance(layer, Layer):
-        return layer
-    if callable(layer):
-        return Layer(lambda key, input_shape: (), lambda params, x: layer(x))
-    _checks.fail(fn, f"layers[{i}]", "be a Layer or a callable such as fnn.relu",
-                 type(layer).__name__, TypeError)
-
-
-@same_object_for_same_arguments
-def serial(*layers: Layer | Callable[[jax.Array], jax.Array]) -> Layer:
-    r"""Compose layers: the output of each is the input of the next.
-
-    .. math:: y = f_n(\dots f_2(f_1(x)))
-
-    A plain callable (``fnn.relu``, ``jnp.tanh``) is a layer without params; its params
-    are ``()``. Params of the composition are a list with one entry per layer.
-    ``init`` infers each layer's input shape from the previous one with
-    ``jax.eval_shape`` (no computation).
-
-    Example:
-      >>> import jax, jax.numpy as jnp, fnn
-      >>> net = fnn.serial(fnn.dense(4), fnn.relu, fnn.dense(1))
-      >>> params = net.init(jax.random.key(0), (3,))
-      >>> [jax.tree.map(jnp.shape, p) for p in params]
-      [{'b': (4,), 'w': (3, 4)}, (), {'b': (1,), 'w': (4, 1)}]
-      >>> net.apply(params, jnp.ones((2, 3))).shape
-      (2, 1)
-    """
-    if not layers:
-        _checks.fail("serial", "layers", "contain at least one layer", "none")
-    parts = [_as_layer("serial", i, layer) for i, layer in enumerate(layers)]
-
-    def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
-        shape = _input_shape("serial", input_shape)
-        params = []
-        for part, part_key in zip(parts, jax.random.split(key, len(parts))):
-            p = part.init(part_key, shape)
-            out = jax.eval_shape(part.apply, p, jax.ShapeDtypeStruct(shape, jnp.float32))
-            shape = tuple(out.shape)
-            params.append(p)
-        return params
-
-    def apply(params: Params, x: ArrayLike) -> jax.Array:
-        if not isinstance(params, (list, tuple)) or len(params) != len(parts):
-            _checks.fail("serial", "params", f"be a list of {len(parts)} per-layer params",
-                         f"{type(params).__name__} of length {len(params) if hasattr(params, '__len__') else '?'}")
-        for part, p in zip(parts, params):
-            x = part.apply(p, x)
-        return x
 
     return Layer(init, apply)
