@@ -1,8 +1,8 @@
 r"""Datasets: 2-D problems generated from a key, real data bundled with scikit-learn, splits.
 
 The generated problems are the classic pictures of what a network can learn: XOR (what a
-single perceptron cannot separate), blobs (what it can), moons and spirals (curved
-boundaries that need hidden layers). Each takes a key and a size and returns
+single perceptron cannot separate), blobs (what it can), moons, circles and spirals
+(curved boundaries that need hidden layers). Each takes a key and a size and returns
 ``(x, y)`` with ``x`` float32 ``(n, 2)`` and ``y`` int32 class indices ``(n,)``; classes
 are balanced (counts differ by at most one). The real datasets — digits (1,797 8x8
 images, 10 classes), breast cancer (569 x 30, binary) and iris (150 x 4, 3 classes) —
@@ -30,8 +30,8 @@ from fnn._checks import boolean, describe, fail, floating, number, positive_int,
 from fnn._datasets_bundled import breast_cancer, digits, iris
 from fnn._datasets_prep import Split, Standardizer, batches, fit_standardizer, standardize, train_test_split
 
-__all__ = ["NAMES", "Dataset", "Split", "Standardizer", "batches", "blobs", "breast_cancer", "digits",
-           "fit_standardizer", "iris", "load", "moons", "spirals", "standardize", "train_test_split", "xor"]
+__all__ = ["NAMES", "Dataset", "Split", "Standardizer", "batches", "blobs", "breast_cancer", "circles",
+           "digits", "fit_standardizer", "iris", "load", "moons", "spirals", "standardize", "train_test_split", "xor"]
 
 
 def _finite_scalar(fn: str, arg: str, value: Any, low: float | None = None) -> None:
@@ -97,6 +97,15 @@ def _moons(key, n, noise, dtype):
     outer = jnp.stack([jnp.cos(t), jnp.sin(t)], axis=-1)
     inner = jnp.stack([1 - jnp.cos(t), 0.5 - jnp.sin(t)], axis=-1)
     return _noisy(k_noise, jnp.where(y[:, None] == 0, outer, inner), noise, dtype), y
+
+
+@functools.partial(jax.jit, static_argnames=("n", "dtype"))
+def _circles(key, n, noise, factor, dtype):
+    k_label, k_angle, k_noise = jax.random.split(key, 3)
+    y = _balanced_labels(k_label, n, 2)
+    t = jax.random.uniform(k_angle, (n,), _work(dtype), 0.0, 2 * jnp.pi)
+    r = jnp.where(y == 0, 1.0, jnp.asarray(factor, t.dtype))
+    return _noisy(k_noise, r[:, None] * jnp.stack([jnp.cos(t), jnp.sin(t)], axis=-1), noise, dtype), y
 
 
 @functools.partial(jax.jit, static_argnames=("n", "classes", "dtype"))
@@ -201,6 +210,39 @@ def moons(key: jax.Array, n: int, *, noise: float = 0.1, dtype=jnp.float32) -> t
     n = _check_generator("moons", key, n, noise, dtype)
     return _moons(key, n, noise, jnp.dtype(dtype))
 
+def circles(key: jax.Array, n: int, *, noise: float = 0.05, factor: float = 0.5,
+            dtype=jnp.float32) -> tuple[jax.Array, jax.Array]:
+    r"""Two concentric circles (scikit-learn's ``make_circles`` geometry).
+
+    Class 0 lies on the unit circle, class 1 on a circle of radius ``factor`` inside
+    it: no line separates them, but one hidden layer (or a feature :math:`\lVert x
+    \rVert^2`) does.
+
+    .. math::
+        x = r_y (\cos t, \sin t) + \sigma \varepsilon, \quad r_0 = 1, \ r_1 = \text{factor},
+        \quad t \sim U(0, 2\pi)
+
+    Args:
+      key: a PRNG key. n: number of points. noise: :math:`\sigma`.
+      factor: radius of the inner circle, in [0, 1). dtype: floating dtype.
+
+    Returns:
+      ``x`` ``(n, 2)`` of ``dtype``; ``y`` int32 in {0, 1} of shape ``(n,)``.
+
+    Note:
+      ``make_circles`` spaces ``t`` evenly; here ``t`` is drawn uniformly from the key.
+
+    Example:
+      >>> x, y = circles(jax.random.key(0), 6, noise=0.0, factor=0.5)
+      >>> jnp.round(jnp.linalg.norm(x, axis=1), 3).tolist() == jnp.where(y == 0, 1.0, 0.5).tolist()
+      True
+    """
+    n = _check_generator("circles", key, n, noise, dtype)
+    _finite_scalar("circles", "factor", factor, low=0)
+    number("circles", "factor", factor, low=0, high=1, high_open=True)
+    return _circles(key, n, noise, factor, jnp.dtype(dtype))
+
+
 
 def spirals(key: jax.Array, n: int, *, classes: int = 2, noise: float = 0.05, turns: float = 1.0,
             dtype=jnp.float32) -> tuple[jax.Array, jax.Array]:
@@ -231,7 +273,7 @@ def spirals(key: jax.Array, n: int, *, classes: int = 2, noise: float = 0.05, tu
 
 
 
-_GENERATED = {"xor": xor, "moons": moons, "blobs": blobs, "spirals": spirals}
+_GENERATED = {"xor": xor, "moons": moons, "blobs": blobs, "spirals": spirals, "circles": circles}
 _REAL = {"digits": digits, "breast_cancer": breast_cancer, "iris": iris}
 NAMES = tuple(_REAL) + tuple(_GENERATED)
 _apply_standardizer = standardize  # load's keyword ``standardize`` shadows the function
@@ -259,7 +301,7 @@ def load(name: str, *, key: jax.Array, test_fraction: float = 0.2, standardize: 
 
     Args:
       name: one of :data:`NAMES`: ``"digits"``, ``"breast_cancer"``, ``"iris"``,
-        ``"xor"``, ``"moons"``, ``"blobs"``, ``"spirals"``.
+        ``"xor"``, ``"moons"``, ``"blobs"``, ``"spirals"``, ``"circles"``.
       key: a PRNG key; it is split once for the data and once for the split.
       test_fraction: share of examples held out, in (0, 1).
       standardize: whether to standardise the features.
@@ -294,7 +336,7 @@ def load(name: str, *, key: jax.Array, test_fraction: float = 0.2, standardize: 
     else:
         x, y = _GENERATED[name](k_data, options.pop("n", 1000), **options)
         centers = options.get("centers", 3)
-        num_classes = {"xor": 2, "moons": 2, "spirals": options.get("classes", 2),
+        num_classes = {"xor": 2, "moons": 2, "circles": 2, "spirals": options.get("classes", 2),
                        "blobs": centers if isinstance(centers, (int, np.integer)) else len(centers)}[name]
     split = train_test_split(k_split, x, y, test_fraction=test_fraction, stratify=True)
     if standardize:

@@ -12,10 +12,11 @@ import pytest
 from absl.testing import parameterized
 
 from fnn import _datasets_bundled, _datasets_prep, datasets
-from fnn.datasets import (Dataset, batches, blobs, fit_standardizer, load, moons, spirals, standardize,
-                          train_test_split, xor)
+from fnn.datasets import (Dataset, batches, blobs, circles, fit_standardizer, load, moons, spirals,
+                          standardize, train_test_split, xor)
 
-GENERATORS = {"xor": (xor, 2), "blobs": (blobs, 3), "moons": (moons, 2), "spirals": (spirals, 2)}
+GENERATORS = {"xor": (xor, 2), "blobs": (blobs, 3), "moons": (moons, 2), "spirals": (spirals, 2),
+              "circles": (circles, 2)}
 KEY = jax.random.key(0)
 
 
@@ -104,6 +105,17 @@ def test_moons_noiseless_half_circles():
     np.testing.assert_allclose(np.hypot(*upper.T), 1.0, atol=1e-6)
     np.testing.assert_allclose(np.hypot(*lower.T), 1.0, atol=1e-6)
     assert (upper[:, 1] >= 0).all() and (lower[:, 1] <= 1e-6).all()
+
+
+def test_circles_noiseless_lie_on_two_radii():
+    x, y = circles(KEY, 101, noise=0.0, factor=0.3)
+    radius = np.hypot(*np.asarray(x, np.float64).T)
+    np.testing.assert_allclose(radius, np.where(np.asarray(y) == 0, 1.0, 0.3), atol=1e-6)
+
+
+def test_circles_factor_outside_unit_interval_fails():
+    with pytest.raises(ValueError, match=r"circles: factor must be in \[0, 1\); got 1.5"):
+        circles(KEY, 10, factor=1.5)
 
 
 @pytest.mark.parametrize("classes, turns", [(2, 1.0), (3, 0.5)])
@@ -325,7 +337,7 @@ def test_batches_bad_arguments_fail_at_call_not_iteration(call, exc, match):
 # ------------------------------------------------------------------------ load
 
 LOADABLE = [("digits", 64, 10), ("breast_cancer", 30, 2), ("iris", 4, 3), ("xor", 2, 2), ("moons", 2, 2),
-            ("blobs", 2, 3), ("spirals", 2, 2)]
+            ("blobs", 2, 3), ("spirals", 2, 2), ("circles", 2, 2)]
 
 
 @pytest.mark.parametrize("name, features, num_classes", LOADABLE)
@@ -376,7 +388,7 @@ def test_load_real_data_unstandardised_keeps_raw_values():
 
 @pytest.mark.parametrize("call, exc, match", [
     (lambda: load("mnist", key=KEY), ValueError,
-     r"load: name must be one of digits, breast_cancer, iris, xor, moons, blobs, spirals; got 'mnist'"),
+     r"load: name must be one of digits, breast_cancer, iris, xor, moons, blobs, spirals, circles; got 'mnist'"),
     (lambda: load("iris", key=KEY, n=10), TypeError, r"load: options must be empty for the real dataset 'iris'"),
     (lambda: load("xor", key=KEY, classes=3), TypeError, r"classes"),
     (lambda: load("xor", key=None), TypeError, r"load: key must be a single PRNG key"),
