@@ -81,6 +81,13 @@ def nonneg_int(fn: str, arg: str, value: Any) -> int:
     return int(value)
 
 
+def concrete(x: Any) -> np.ndarray | None:
+    """The value of ``x`` if it is known at trace time (not a tracer), else None."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    return np.asarray(x)
+
+
 def _is_static_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 

@@ -60,11 +60,7 @@ def _mean(values: jax.Array) -> jax.Array:
     return jnp.sum(values.astype(acc) / values.size).astype(values.dtype)
 
 
-def _concrete(x) -> np.ndarray | None:
-    """The value of ``x`` if it is known at trace time, else None."""
-    if isinstance(x, jax.core.Tracer):
-        return None
-    return np.asarray(x)
+_concrete = _checks.concrete  # shared with fnn.metrics
 
 
 def binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
