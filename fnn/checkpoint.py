@@ -44,8 +44,10 @@ import numpy as np
 from fnn import _checkpoint_format as _format
 from fnn._checkpoint_format import FORMAT_VERSION, MAGIC, CheckpointError
 from fnn._checks import describe, fail, message
+from fnn._safetensors_io import export_safetensors, import_safetensors  # interop with safetensors
 
-__all__ = ["CheckpointError", "FORMAT_VERSION", "MAGIC", "load", "save"]
+__all__ = ["CheckpointError", "FORMAT_VERSION", "MAGIC", "export_safetensors", "import_safetensors",
+           "load", "save"]
 
 _MAX_DEPTH = 200  # deeper than any real pytree; keeps crafted files off the recursion limit
 _SCALARS = {"bool": bool, "int": int, "float": float, "str": str}
