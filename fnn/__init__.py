@@ -16,6 +16,8 @@ from fnn.activations import (
 from fnn.layers import Layer, dense, serial
 from fnn.models import mlp
 from fnn.training import evaluate, fit
+from fnn._summary import summary
+from fnn.cnn import cnn
 from fnn.export import export  # the function: fnn.export(model, params, input_shape, path)
 
 __all__ = [
@@ -26,6 +28,6 @@ __all__ = [
     "step", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu",
     "softmax", "log_softmax", "identity",
     "Layer", "dense", "serial", "mlp",
-    "export",
     "fit", "evaluate",
+    "export",
 ]

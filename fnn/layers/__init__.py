@@ -14,6 +14,12 @@ averages): ``init(key, input_shape) -> (params, state)`` and
 train/inference switch are explicit arguments and results: no hidden RNG streams, no
 mutable globals. :func:`stateful` lifts a pure layer; :func:`serial` returns the general
 form as soon as one of its parts is general.
+
+Layers for real networks (channels-last, one example's shape without the batch axis):
+:func:`conv`, :func:`max_pool`, :func:`avg_pool`, :func:`flatten`, :func:`reshape`,
+:func:`layer_norm`, :func:`embedding`; combinators :func:`residual`, :func:`parallel`,
+:func:`fan_out`, :func:`fan_in_sum`, :func:`fan_in_concat`; :func:`mixed_precision`.
+:func:`named` files a layer's name and parts for :func:`fnn.summary`.
 """
 
 from fnn.layers._core import Layer, StatefulLayer, stateful
@@ -21,6 +27,14 @@ from fnn.layers._dense import dense, prelu
 from fnn.layers._serial import serial
 from fnn.layers._dropout import dropout
 from fnn.layers._batch_norm import batch_norm
+from fnn.layers._conv import conv
+from fnn.layers._pool import avg_pool, flatten, max_pool, reshape
+from fnn.layers._norm import embedding, layer_norm
+from fnn.layers._combinators import fan_in_concat, fan_in_sum, fan_out, parallel, residual
+from fnn.layers._mixed_precision import mixed_precision
+from fnn.layers._registry import Description, description, named
 
 __all__ = ["Layer", "StatefulLayer", "stateful", "dense", "prelu", "serial", "dropout",
-           "batch_norm"]
+           "batch_norm", "conv", "max_pool", "avg_pool", "flatten", "reshape", "layer_norm",
+           "embedding", "residual", "parallel", "fan_out", "fan_in_sum", "fan_in_concat",
+           "mixed_precision", "Description", "description", "named"]

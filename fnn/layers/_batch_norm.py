@@ -11,6 +11,7 @@ from jax.typing import ArrayLike
 from fnn import _checks
 from fnn._cache import same_object_for_same_arguments
 from fnn.layers._core import StatefulLayer, check_train, example_shape
+from fnn.layers._registry import named
 
 __all__ = ["batch_norm", "batch_norm_apply", "batch_norm_init"]
 
@@ -128,4 +129,4 @@ def batch_norm(*, momentum: float = 0.99, eps: float = 1e-5, dtype: Any = jnp.fl
         train = check_train("batch_norm", train)
         return batch_norm_apply(params, state, x, train=train, momentum=momentum, eps=eps)
 
-    return StatefulLayer(init, apply)
+    return named(StatefulLayer(init, apply), "batch_norm")

@@ -10,6 +10,7 @@ from jax.typing import ArrayLike
 
 from fnn import _checks
 from fnn.layers._core import Layer, compiles_exactly, example_shape
+from fnn.layers._registry import named
 from fnn._cache import same_object_for_same_arguments
 from fnn import activations as _activations
 from fnn import initializers as _initializers
@@ -99,7 +100,7 @@ def dense(features: int, *, w_init: Callable = None, b_init: Callable = _initial
     def apply(params: Params, x: ArrayLike) -> jax.Array:
         return dense_apply(params, x, name=name)
 
-    return Layer(init, apply)
+    return named(Layer(init, apply), name)
 
 
 def dense_apply(params: Params, x: ArrayLike, *, name: str = "dense") -> jax.Array:

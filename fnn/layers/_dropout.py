@@ -11,6 +11,7 @@ from jax.typing import ArrayLike
 from fnn import _checks
 from fnn._cache import same_object_for_same_arguments
 from fnn.layers._core import StatefulLayer, check_empty_state, check_train, example_shape
+from fnn.layers._registry import named
 
 __all__ = ["dropout", "dropout_apply"]
 
@@ -84,4 +85,4 @@ def dropout(rate: float) -> StatefulLayer:
         _checks.array_like("dropout", "x", x)
         return dropout_apply(x, rate, key, train), state
 
-    return StatefulLayer(init, apply)
+    return named(StatefulLayer(init, apply), f"dropout({rate})")

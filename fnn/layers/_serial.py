@@ -11,6 +11,7 @@ from jax.typing import ArrayLike
 from fnn import _checks
 from fnn._cache import same_object_for_same_arguments
 from fnn.layers._core import (Layer, StatefulLayer, as_layer, check_train, example_shape, stateful)
+from fnn.layers._registry import input_dtype, named
 
 __all__ = ["serial", "split_key", "check_part_list", "output_shape"]
 
@@ -34,13 +35,23 @@ def split_key(fn: str, key: Any, n: int) -> list:
 
 def output_shape(layer: Layer | StatefulLayer, params: Params, state: Any,
                  shape: tuple[int, ...], dtype: Any = jnp.float32) -> tuple[int, ...]:
-    """Shape of one example's output of ``layer``, traced abstractly (no computation)."""
-    x = jax.ShapeDtypeStruct(shape, dtype)
+    """Shape of one example's output of ``layer``, traced abstractly (no computation).
+
+    Traced as a batch of one (layers such as ``flatten`` keep a leading batch axis); a
+    list of shapes (the input of a branch combinator) gives a list of inputs, a layer
+    that returns a list gives a list of shapes; ids for an ``embedding`` are int32.
+    """
+    dtype = input_dtype(layer, dtype)
+    is_one = all(isinstance(d, int) for d in shape)
+    x = (jax.ShapeDtypeStruct((1,) + tuple(shape), dtype) if is_one else
+         [jax.ShapeDtypeStruct((1,) + tuple(s), dtype) for s in shape])
     if isinstance(layer, StatefulLayer):
         out = jax.eval_shape(lambda p, s, v: layer.apply(p, s, v, train=False)[0], params, state, x)
     else:
         out = jax.eval_shape(layer.apply, params, x)
-    return tuple(out.shape)
+    if isinstance(out, jax.ShapeDtypeStruct):
+        return tuple(out.shape[1:])
+    return [tuple(o.shape[1:]) for o in out]
 
 
 @same_object_for_same_arguments
@@ -79,7 +90,7 @@ def serial(*layers: Layer | StatefulLayer | Callable[[jax.Array], jax.Array]) ->
         _checks.fail("serial", "layers", "contain at least one layer", "none")
     parts = [as_layer("serial", i, layer) for i, layer in enumerate(layers)]
     if any(isinstance(p, StatefulLayer) for p in parts):
-        return _general_serial([stateful(p) for p in parts])
+        return named(_general_serial([stateful(p) for p in parts]), "serial", layers, "serial")
 
     def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
         shape = example_shape("serial", input_shape)
@@ -96,7 +107,7 @@ def serial(*layers: Layer | StatefulLayer | Callable[[jax.Array], jax.Array]) ->
             x = part.apply(p, x)
         return x
 
-    return Layer(init, apply)
+    return named(Layer(init, apply), "serial", layers, "serial")
 
 
 def _general_serial(parts: list[StatefulLayer]) -> StatefulLayer:

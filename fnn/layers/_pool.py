@@ -1,0 +1,171 @@
+r"""Pooling, flatten and reshape: layers without params (part of :mod:`fnn.layers`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from fnn import _checks
+from fnn._cache import same_object_for_same_arguments
+from fnn.layers._conv import check_padding, spatial_tuple
+from fnn.layers._core import Layer, check_empty_state, example_shape
+from fnn.layers._registry import named
+
+__all__ = ["max_pool", "avg_pool", "flatten", "reshape"]
+
+
+def _window_args(fn: str, window: Any, strides: Any, padding: Any):
+    if not isinstance(window, (tuple, list)) or not 1 <= len(window) <= 3:
+        _checks.fail(fn, "window", "be a tuple of 1, 2 or 3 positive ints (one per spatial axis)", repr(window))
+    n = len(window)
+    window = spatial_tuple(fn, "window", tuple(window), n)
+    strides = window if strides is None else spatial_tuple(fn, "strides", strides, n)
+    return window, strides, check_padding(fn, padding, n)
+
+
+def _pool(fn: str, x: ArrayLike, params: Any, window, strides, padding, kind: str) -> jax.Array:
+    check_empty_state(fn, params)
+    _checks.array_like(fn, "x", x)
+    x = jnp.asarray(x)
+    n = len(window)
+    if x.ndim < n + 1:
+        _checks.fail(fn, "x", f"have at least {n + 1} axes ({n} spatial, then channels)",
+                     f"x of shape {tuple(x.shape)}")
+    if padding == "VALID" and any(s < w for s, w in zip(x.shape[-(n + 1):-1], window)):
+        _checks.fail(fn, "x", f"have spatial size at least {window} (the window) with padding 'VALID'",
+                     f"x of shape {tuple(x.shape)}")
+    lead = (1,) * (x.ndim - n - 1)
+    dims, steps = lead + window + (1,), lead + strides + (1,)
+    pads = padding if isinstance(padding, str) else ((0, 0),) * len(lead) + tuple(padding) + ((0, 0),)
+    if kind == "max":
+        low = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+        return jax.lax.reduce_window(x, jnp.asarray(low, x.dtype), jax.lax.max, dims, steps, pads)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    total = jax.lax.reduce_window(x, jnp.zeros((), x.dtype), jax.lax.add, dims, steps, pads)
+    if padding == "VALID":
+        return total / jnp.asarray(math.prod(window), x.dtype)
+    # Count of the real (unpadded) inputs under each window: only the spatial axes matter.
+    ones = jnp.ones(x.shape[-(n + 1):-1] + (1,), x.dtype)
+    count = jax.lax.reduce_window(ones, jnp.zeros((), x.dtype), jax.lax.add, window + (1,), strides + (1,),
+                                  padding if isinstance(padding, str) else tuple(padding) + ((0, 0),))
+    return total / count
+
+
+def _pool_layer(kind: str, window: Any, strides: Any, padding: Any) -> Layer:
+    window, strides, padding = _window_args(f"{kind}_pool", window, strides, padding)
+    name = f"{kind}_pool({window})"
+
+    def apply(params: Any, x: ArrayLike) -> jax.Array:
+        return _pool(name, x, params, window, strides, padding, kind)
+
+    return named(Layer(lambda key, input_shape: (example_shape(name, input_shape), ())[1], apply), name)
+
+
+@same_object_for_same_arguments
+def max_pool(window: Sequence[int], *, strides: int | Sequence[int] | None = None,
+             padding: str | Sequence[tuple[int, int]] = "VALID") -> Layer:
+    r"""Max pooling: the largest value in each window, per channel.
+
+    .. math:: y_{p, c} = \max_{k \in \text{window}} x_{s p + k, c}
+
+    Spatial axes are those before the last (channels) axis, ``N = len(window)`` of
+    them; padded positions never win (they hold :math:`-\infty`). Keeps the dtype.
+
+    Args:
+      window: tuple of ``N`` window sizes.
+      strides: int or ``N`` ints; default the window (non-overlapping windows).
+      padding: ``"VALID"`` (default), ``"SAME"`` or ``N`` pairs ``(low, high)``.
+
+    Example:
+      >>> import jax.numpy as jnp, fnn
+      >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+      >>> fnn.layers.max_pool((2, 2)).apply((), x)[0, :, :, 0]
+      Array([[ 5.,  7.],
+             [13., 15.]], dtype=float32)
+    """
+    return _pool_layer("max", window, strides, padding)
+
+
+@same_object_for_same_arguments
+def avg_pool(window: Sequence[int], *, strides: int | Sequence[int] | None = None,
+             padding: str | Sequence[tuple[int, int]] = "VALID") -> Layer:
+    r"""Average pooling: the mean of each window, per channel, over the real inputs only.
+
+    .. math:: y_{p, c} = \frac{1}{|W_p|} \sum_{k \in W_p} x_{s p + k, c}
+
+    where :math:`W_p` is the set of window offsets that fall inside ``x``: with
+    ``"SAME"`` (or explicit) padding, padded positions are neither summed nor counted.
+    This equals Keras' ``AveragePooling2D(padding="same")`` and PyTorch's
+    ``AvgPool2d(count_include_pad=False)`` (PyTorch's default ``True`` divides by the full
+    window); with ``"VALID"`` every window is full and all conventions agree. Integer
+    inputs give float32.
+
+    Args:
+      window: tuple of ``N`` window sizes.
+      strides: int or ``N`` ints; default the window.
+      padding: ``"VALID"`` (default), ``"SAME"`` or ``N`` pairs ``(low, high)``.
+
+    Example:
+      >>> import jax.numpy as jnp, fnn
+      >>> x = jnp.arange(9.0).reshape(3, 3, 1)
+      >>> fnn.layers.avg_pool((2, 2), padding="SAME").apply((), x)[:, :, 0]
+      Array([[2. , 3.5],
+             [6.5, 8. ]], dtype=float32)
+    """
+    return _pool_layer("avg", window, strides, padding)
+
+
+@same_object_for_same_arguments
+def flatten() -> Layer:
+    r"""Flatten every axis after the first: ``(B, d_1, ..., d_k) -> (B, d_1 \cdots d_k)``.
+
+    The first axis is the batch axis (as ``torch.nn.Flatten()``, Keras' ``Flatten`` and
+    stax's ``Flatten``): ``apply`` takes exactly one leading batch axis, unlike most
+    layers, because a flat vector's size depends on which axes are the example's.
+    (``init`` and :func:`fnn.serial` infer shapes with a batch of one.)
+
+    Example:
+      >>> import jax.numpy as jnp, fnn
+      >>> fnn.layers.flatten().apply((), jnp.ones((2, 4, 4, 3))).shape
+      (2, 48)
+    """
+
+    def apply(params: Any, x: ArrayLike) -> jax.Array:
+        check_empty_state("flatten", params)
+        _checks.array_like("flatten", "x", x)
+        x = jnp.asarray(x)
+        if x.ndim < 1:
+            _checks.fail("flatten", "x", "have a leading batch axis", f"x of shape {tuple(x.shape)}")
+        return x.reshape(x.shape[:1] + (-1,))
+
+    return named(Layer(lambda key, input_shape: (example_shape("flatten", input_shape), ())[1], apply),
+                 "flatten")
+
+
+@same_object_for_same_arguments
+def reshape(shape: Sequence[int]) -> Layer:
+    r"""Reshape each example: ``(B, ...) -> (B, *shape)`` (one leading batch axis, as :func:`flatten`).
+
+    Example:
+      >>> import jax.numpy as jnp, fnn
+      >>> fnn.layers.reshape((8, 8, 1)).apply((), jnp.ones((5, 64))).shape
+      (5, 8, 8, 1)
+    """
+    target = example_shape("reshape", shape)
+    name = f"reshape({target})"
+
+    def apply(params: Any, x: ArrayLike) -> jax.Array:
+        check_empty_state(name, params)
+        _checks.array_like(name, "x", x)
+        x = jnp.asarray(x)
+        if x.ndim < 1 or math.prod(x.shape[1:]) != math.prod(target):
+            _checks.fail(name, "x", f"have {math.prod(target)} values per example (batch axis first)",
+                         f"x of shape {tuple(x.shape)}")
+        return x.reshape(x.shape[:1] + target)
+
+    return named(Layer(lambda key, input_shape: (example_shape(name, input_shape), ())[1], apply), name)
