@@ -18,8 +18,8 @@ class LeafCheck(NamedTuple):
     path: str               #: ``jax.tree_util.keystr`` of the leaf, e.g. ``[0]['w']``
     shape: tuple            #: the leaf's shape
     checked: int            #: number of its elements compared
-    max_abs_error: float    #: max |g - g_fd|
-    max_rel_error: float    #: max |g - g_fd| / max(|g|, |g_fd|) over elements above atol
+    max_abs_error: float    #: ``max |g - g_fd|``
+    max_rel_error: float    #: ``max |g - g_fd| / max(|g|, |g_fd|)`` over elements above atol
     worst_index: tuple      #: index (in the leaf) of the element furthest out of tolerance
     passed: bool            #: every element within ``atol + rtol * |g_fd|``
 
