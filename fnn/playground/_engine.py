@@ -1,0 +1,182 @@
+"""The playground's training: one compiled program per page update (private).
+
+An update runs ``epochs_per_update`` epochs exactly as :func:`fnn.fit` does (the epoch
+order of :func:`fnn.training.epoch_order`, a ``lax.scan`` of
+:func:`fnn.training.train_step` over the full batches, one more step on the ragged
+last batch, the test loss after every epoch), then evaluates every view on the grid:
+the output heat map, one map per hidden neuron and the per-layer gradient norms. The
+learning rate and weight decay are traced arguments, so changing them does not
+recompile; sizes, the activation and the optimizer do.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import fnn
+from fnn.playground._config import Config
+
+__all__ = ["Run", "start", "advance", "DOMAIN", "GRID", "NEURON_GRID"]
+
+DOMAIN = 3.0          # the heat maps cover [-DOMAIN, DOMAIN]^2 of the standardised inputs
+GRID = 64             # output heat map, GRID x GRID
+NEURON_GRID = 32      # one map per hidden neuron (every other grid point)
+_OPTIMIZERS = {"sgd": fnn.optimizers.sgd, "momentum": fnn.optimizers.momentum,
+               "adagrad": fnn.optimizers.adagrad, "rmsprop": fnn.optimizers.rmsprop,
+               "adam": fnn.optimizers.adam}
+
+
+class Run(NamedTuple):
+    """Where one page's training stands: its config, data, params and history."""
+
+    config: Config
+    data: Any                  # fnn.datasets.Dataset
+    params: Any
+    opt_state: Any
+    key: jax.Array
+    epoch: int
+    train_loss: list
+    test_loss: list
+    converged: bool = False    # the perceptron stops at an error-free epoch
+
+
+def keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The data, init and order keys of a run (the same split "show the code" writes)."""
+    return tuple(jax.random.split(jax.random.key(seed), 3))
+
+
+def load_data(config: Config) -> Any:
+    options = {"n": config.points, "noise": config.noise}
+    if config.data == "blobs":
+        options["centers"] = 2
+    k_data, _, _ = keys(config.seed)
+    return fnn.datasets.load(config.data, key=k_data, test_fraction=config.test_fraction, **options)
+
+
+def optimizer(name: str, learning_rate: Any, weight_decay: Any) -> Any:
+    """``fnn.optimizers.<name>(learning_rate)`` after an L2 weight decay term."""
+    return optax.chain(optax.add_decayed_weights(weight_decay), _OPTIMIZERS[name](learning_rate))
+
+
+def model_of(config: Config) -> Any:
+    return fnn.mlp(list(config.hidden) + [2], config.activation)
+
+
+def start(config: Config) -> Run:
+    """A fresh run of ``config`` at epoch 0."""
+    data = load_data(config)
+    _, k_init, k_order = keys(config.seed)
+    if config.model == "perceptron":
+        params, opt_state = fnn.perceptron.init(2), None
+    else:
+        params = model_of(config).init(k_init, (2,))
+        opt_state = optimizer(config.optimizer, config.learning_rate, config.weight_decay).init(params)
+    return Run(config, data, params, opt_state, k_order, 0, [], [])
+
+
+def _grid(size: int) -> jax.Array:
+    t = jnp.linspace(-DOMAIN, DOMAIN, size)
+    xx, yy = jnp.meshgrid(t, -t)          # row 0 is the top of the picture (largest x2)
+    return jnp.stack([xx.ravel(), yy.ravel()], axis=-1)
+
+
+def _hidden_maps(activation: str, params: list, x: jax.Array) -> jax.Array:
+    """Every hidden unit's activation at ``x``, scaled to [-1, 1] per unit: ``(units, points)``."""
+    act = fnn.activations.get(activation)
+    a, maps = x, []
+    for p in params[:-1]:
+        z = a @ p["w"] + p["b"]
+        a = act(z, p["alpha"]) if activation == "prelu" else act(z)
+        maps.append(a.T)
+    if not maps:
+        return jnp.zeros((0, x.shape[0]))
+    units = jnp.concatenate(maps)
+    return units / jnp.maximum(jnp.max(jnp.abs(units), axis=1, keepdims=True), 1e-6)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _network_update(config: Config, params, opt_state, key, epoch, learning_rate, weight_decay,
+                    x, y, x_test, y_test):
+    model = model_of(config)
+    opt = optimizer(config.optimizer, learning_rate, weight_decay)
+    loss = fnn.losses.softmax_cross_entropy
+    n = x.shape[0]
+    batch = min(config.batch_size, n)
+    full, rest = divmod(n, batch)
+
+    def train(carry, xb, yb):
+        p, s = carry
+        p, s, value = fnn.training.train_step(p, s, xb, yb, model=model, optimizer=opt, loss=loss)
+        return (p, s), value
+
+    def one_epoch(carry, e):
+        perm = fnn.training.epoch_order(key, e, n)
+        xs, ys = x[perm], y[perm]
+        carry, losses = jax.lax.scan(
+            lambda c, i: train(c, jax.lax.dynamic_slice_in_dim(xs, i * batch, batch),
+                               jax.lax.dynamic_slice_in_dim(ys, i * batch, batch)),
+            carry, jnp.arange(full))
+        total = jnp.sum(losses) * batch
+        if rest:
+            carry, last = train(carry, xs[full * batch:], ys[full * batch:])
+            total = total + last * rest
+        return carry, (total / n, loss(model.apply(carry[0], x_test), y_test))
+
+    (params, opt_state), (train_loss, test_loss) = jax.lax.scan(
+        one_epoch, (params, opt_state), epoch + jnp.arange(config.epochs_per_update))
+    grads = jax.grad(lambda p: loss(model.apply(p, x), y))(params)
+    views = {"output": jax.nn.softmax(model.apply(params, _grid(GRID)))[:, 1],
+             "neurons": _hidden_maps(config.activation, params, _grid(NEURON_GRID)),
+             "grad_norms": fnn.diagnostics.layer_grad_norms(grads)}
+    return params, opt_state, train_loss, test_loss, views
+
+
+@jax.jit
+def _perceptron_views(params):
+    return {"output": fnn.perceptron.predict(params, _grid(GRID)), "neurons": jnp.zeros((0, 1)),
+            "grad_norms": jnp.zeros((0,))}
+
+
+def _perceptron_update(run: Run) -> tuple[Run, dict]:
+    d, config = run.data, run.config
+    params, history, converged = run.params, None, run.converged
+    train_errors, test_errors = [], []
+    if not converged:
+        params, history = fnn.perceptron.fit(params, d.x_train, d.y_train,
+                                             learning_rate=config.learning_rate,
+                                             max_epochs=config.epochs_per_update)
+        done = int(history.epochs)
+        converged = bool(history.converged)
+        train_errors = (np.asarray(history.errors[:done]) / d.x_train.shape[0]).tolist()
+        wrong = np.asarray(fnn.perceptron.predict(params, d.x_test)) != np.asarray(d.y_test)
+        test_errors = [float(wrong.mean())] * done
+    run = run._replace(params=params, epoch=run.epoch + len(train_errors), converged=converged,
+                       train_loss=run.train_loss + train_errors, test_loss=run.test_loss + test_errors)
+    return run, _perceptron_views(params)
+
+
+def advance(run: Run, train: bool = True) -> tuple[Run, dict]:
+    """``run`` after one update (or as it is, ``train=False``) and its views as host arrays."""
+    if run.config.model == "perceptron":
+        if train:
+            run, views = _perceptron_update(run)
+        else:
+            views = _perceptron_views(run.params)
+        return run, jax.device_get(views)
+    config, d = run.config, run.data
+    if not train:   # the views of the current params: an update of zero epochs
+        config = config._replace(epochs_per_update=0)
+    params, opt_state, train_loss, test_loss, views = _network_update(
+        config, run.params, run.opt_state, run.key, jnp.int32(run.epoch), jnp.float32(config.learning_rate),
+        jnp.float32(config.weight_decay), d.x_train, d.y_train, d.x_test, d.y_test)
+    train_loss, test_loss, views = jax.device_get((train_loss, test_loss, views))
+    run = run._replace(params=params, opt_state=opt_state, epoch=run.epoch + config.epochs_per_update,
+                       train_loss=run.train_loss + train_loss.tolist(),
+                       test_loss=run.test_loss + test_loss.tolist())
+    return run, views
