@@ -40,7 +40,9 @@ import numpy as np
 from jax.sharding import Mesh
 
 from fnn import _checks
-from fnn.training._fit import FitResult, train
+from fnn.training._arguments import options_from
+from fnn.training._fit import train
+from fnn.training._results import FitResult
 
 __all__ = ["data_mesh", "fit"]
 
@@ -65,7 +67,9 @@ def fit(model: Any, params: Any, optimizer: Any, x: Any, y: Any, *,
     Takes every keyword of :func:`fnn.training.fit`. ``batch_size`` must be a multiple of
     the number of devices so every device gets an equal share of each full batch (the
     ragged last batch, if any, is sharded only when it divides evenly too). Returns the
-    same :class:`fnn.training.FitResult` as ``fit``, with replicated arrays.
+    same :class:`fnn.training.FitResult` as ``fit``, with replicated arrays. A general
+    model's batch statistics (batch norm) are those of the whole global batch, so the
+    sharded run equals the single-device one.
 
     Raises:
       ValueError: if ``batch_size`` is not a multiple of the device count.
@@ -76,4 +80,5 @@ def fit(model: Any, params: Any, optimizer: Any, x: Any, y: Any, *,
         nearest = max(mesh.size, round(batch_size / mesh.size) * mesh.size)
         _checks.fail("parallel.fit", "batch_size", f"be a multiple of the {mesh.size} devices "
                      f"(e.g. {nearest})", batch_size)
-    return train("parallel.fit", model, params, optimizer, x, y, mesh=mesh, **kwargs)
+    return train("parallel.fit", model, params, optimizer, x, y, options_from("parallel.fit", kwargs),
+                 mesh=mesh)

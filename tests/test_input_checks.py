@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import fnn
 from fnn import activations as A
 from fnn import backprop, checkpoint, datasets, diagnostics, initializers, layers, losses, metrics
 from fnn import compilation_cache, models, optimizers, parallel, perceptron, training
@@ -427,7 +428,7 @@ case("evaluate-loss-None", lambda: training.evaluate(MLP, mlp_params(), XT, YT, 
 case("evaluate-batch_size-0", lambda: training.evaluate(MLP, mlp_params(), XT, YT, batch_size=0), V,
      "evaluate", "batch_size")
 case("evaluate-x-wrong-features", lambda: training.evaluate(MLP, mlp_params(), jnp.ones((10, 5)), YT), V,
-     "(evaluate|mlp layer 0 \\(dense 4\\))", "x")
+     "evaluate", "x", pattern=r"^evaluate: x does not fit the model: .*x must .+; got ")
 case("evaluate-y-float", lambda: training.evaluate(MLP, mlp_params(), XT, YT.astype(float)), T,
      "(evaluate|softmax_cross_entropy)", "(y|labels)")
 case("evaluate-y-out-of-range", lambda: training.evaluate(MLP, mlp_params(), XT, YT + 5), V, "evaluate", "y")
@@ -782,6 +783,7 @@ def test_every_public_function_has_a_bad_input_row():
         "VanishingGradientReport", "GradientTransformation", "Schedule", "ScalarOrSchedule", "SgdState",
         "MomentumState", "AdagradState", "RmspropState", "AdamState", "CheckpointError", "FORMAT_VERSION",
         "MAGIC", "names", "digits", "breast_cancer", "iris", "default_dir", "ENV_VAR", "MAX_BYTES",
+        "StatefulLayer", "Interrupted",
     }
     missing = []
     for module in (A, initializers, layers, models, losses, metrics, optimizers, training, parallel,
@@ -796,6 +798,57 @@ def test_every_public_function_has_a_bad_input_row():
                 missing.append(f"{prefix}.{name}")
     assert not missing, missing
 
+
+# --- the general layer form: StatefulLayer, dropout, batch norm, state through training -----------
+GENERAL = layers.serial(layers.dense(4), layers.batch_norm(), fnn.relu, layers.dropout(0.5), layers.dense(3))
+
+
+def general_init():
+    return GENERAL.init(KEY, (2,))
+
+
+case("stateful-not-a-layer", lambda: layers.stateful(3), T, "stateful", "layer")
+case("stateful-apply-given-state", lambda: layers.stateful(layers.dense(2)).apply(
+    layers.dense(2).init(KEY, (3,)), {"m": jnp.ones(2)}, X43), V, "stateful layer", "state")
+case("stateful-apply-train-str", lambda: layers.stateful(layers.dense(2)).apply(
+    layers.dense(2).init(KEY, (3,)), (), X43, train="yes"), T, "stateful layer", "train")
+case("dropout-rate-1", lambda: layers.dropout(1.0), V, "dropout", "rate")
+case("dropout-rate-negative", lambda: layers.dropout(-0.1), V, "dropout", "rate")
+case("dropout-rate-str", lambda: layers.dropout("0.5"), T, "dropout", "rate")
+case("dropout-train-without-key", lambda: layers.dropout(0.5).apply((), (), X43, train=True), V,
+     "dropout", "key")
+case("dropout-train-int", lambda: layers.dropout(0.5).apply((), (), X43, train=1), T, "dropout", "train")
+case("batch_norm-momentum-2", lambda: layers.batch_norm(momentum=2.0), V, "batch_norm", "momentum")
+case("batch_norm-eps-0", lambda: layers.batch_norm(eps=0.0), V, "batch_norm", "eps")
+case("batch_norm-state-of-other-size", lambda: layers.batch_norm().apply(
+    *layers.batch_norm().init(KEY, (3,))[:1], {"mean": jnp.zeros(5), "var": jnp.ones(5)}, X43), V,
+    "batch_norm", "state")
+case("batch_norm-x-wrong-features", lambda: layers.batch_norm().apply(
+    *layers.batch_norm().init(KEY, (5,)), X43), V, "batch_norm", "x")
+case("serial-general-state-short", lambda: GENERAL.apply(general_init()[0], [()], XT), V, "serial", "state")
+case("serial-general-train-str", lambda: GENERAL.apply(*general_init(), XT, train="no"), T, "serial", "train")
+case("fit-general-without-state", lambda: training.fit(GENERAL, general_init()[0], optimizers.sgd(0.1),
+     XT, YT, key=KEY, progress=False), V, "fit", "state")
+case("fit-general-without-key", lambda: training.fit(GENERAL, *general_init()[:1], optimizers.sgd(0.1),
+     XT, YT, state=general_init()[1], shuffle=False, progress=False), V, "fit", "key")
+case("fit-pure-given-state", lambda: _fit(state=[{"mean": jnp.zeros(4)}]), V, "fit", "state")
+case("fit-general-state-of-other-model", lambda: training.fit(GENERAL, general_init()[0], optimizers.sgd(0.1),
+     XT, YT, key=KEY, state=layers.serial(layers.dense(4), layers.batch_norm(), layers.dense(3)).init(
+         KEY, (2,))[1], progress=False), V, "fit", "state", pattern=r"^fit: (x|state) does not fit the model: ")
+case("evaluate-general-without-state", lambda: training.evaluate(GENERAL, general_init()[0], XT, YT), V,
+     "evaluate", "state")
+case("train_step-general-without-state", lambda: training.train_step(
+    general_init()[0], optimizers.sgd(0.1).init(general_init()[0]), XT, YT, model=GENERAL,
+    optimizer=optimizers.sgd(0.1)), V, "train_step", "state")
+case("train_step-pure-given-state", lambda: _step(state={"mean": jnp.zeros(3)}), V, "train_step", "state")
+case("step_key-not-a-key", lambda: training.step_key("k", 3), T, "step_key", "key")
+case("fit-donate-str", lambda: _fit(donate="no"), T, "fit", "donate")
+case("fit-progress-str", lambda: _fit(progress="no"), T, "fit", "progress")
+case("fit-y-nan", lambda: _fit(loss=fnn.losses.binary_cross_entropy, y=jnp.full((10, 3), jnp.nan)),
+     V, "fit", "y")
+case("fit_ensemble-unknown-keyword", lambda: training.fit_ensemble(
+    MLP, training.init_ensemble(MLP, jax.random.split(KEY, 2), (2,)), optimizers.sgd(0.1), XT, YT,
+    key=KEY, epoch=3), T, "fit_ensemble", "epoch")
 
 # --- values that only exist at run time -----------------------------------------------------------
 

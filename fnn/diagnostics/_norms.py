@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,27 +28,31 @@ def _l2(x: jax.Array) -> jax.Array:
     return biggest * jnp.sqrt(jnp.sum(jnp.square(x / safe)))
 
 
-def layer_grad_norms(grads: Sequence[dict], *, include_bias: bool = False) -> jax.Array:
-    r"""Per-layer gradient norms of an MLP, first layer first.
+def layer_grad_norms(grads: Any, *, include_bias: bool = False) -> jax.Array:
+    r"""Per-layer gradient norms, first layer first.
 
     .. math:: n_l = \lVert \partial L / \partial W_l \rVert_2 = \sqrt{\textstyle\sum_{ij}
               (\partial L / \partial W_{l,ij})^2}
 
     the Frobenius norm of layer :math:`l`'s kernel gradient; with ``include_bias``
-    every leaf of the layer's dict (``b``, PReLU's ``alpha``) joins the sum. Pure and
+    every leaf of the layer's dict (``b``, PReLU's ``alpha``) joins the sum. A layer is
+    an entry of the params list (:func:`fnn.models.mlp`, :func:`fnn.serial`) or of a
+    params dict (in key order); an entry without a kernel ``"w"`` (batch norm's scale
+    and offset, a custom layer) counts all its leaves, and an entry without params (an
+    activation in a ``serial``) is skipped: one norm per parameterised layer. Pure and
     traceable: use it under ``jit``/``vmap`` or as a per-epoch hook
     (:func:`grad_norms_fn`).
 
     Args:
-      grads: gradients shaped like :func:`fnn.models.mlp` params: a list (or tuple) of
-        dicts each holding ``"w"``.
-      include_bias: also count ``"b"`` (and ``"alpha"``).
+      grads: gradients shaped like the params: a list, tuple or dict of per-layer
+        pytrees (for :func:`fnn.models.mlp`, dicts each holding ``"w"``).
+      include_bias: also count ``"b"`` (and ``"alpha"``) of layers with a kernel.
 
     Returns:
       ``(n_layers,)`` array, in the gradients' dtype (at least float32).
 
     Raises:
-      ValueError: if ``grads`` is not a non-empty list of dicts with ``"w"``.
+      ValueError: if ``grads`` is not a list or dict of layers with at least one array.
 
     Example:
       >>> import jax.numpy as jnp, fnn
@@ -56,20 +60,26 @@ def layer_grad_norms(grads: Sequence[dict], *, include_bias: bool = False) -> ja
       >>> fnn.diagnostics.layer_grad_norms(grads)
       Array([1., 5.], dtype=float32)
     """
-    if not isinstance(grads, (list, tuple)) or not grads or not all(
-            isinstance(g, dict) and "w" in g for g in grads):
-        _checks.fail("layer_grad_norms", "grads", 'be a non-empty list of layer dicts with "w" '
-                     "(gradients of fnn.mlp params)", _checks.describe(grads))
     include_bias = _checks.boolean("layer_grad_norms", "include_bias", include_bias)
+    entries = list(grads.values()) if isinstance(grads, Mapping) and not _has_kernel(grads) else grads
+    if not isinstance(entries, (list, tuple)) or not any(jax.tree.leaves(g) for g in entries):
+        _checks.fail("layer_grad_norms", "grads", "be a non-empty list (or dict) of per-layer "
+                     'gradients, such as those of fnn.mlp params (dicts with "w")', _checks.describe(grads))
     norms = []
-    for i, g in enumerate(grads):
-        parts = jax.tree.leaves(g) if include_bias else [g["w"]]
+    for i, g in enumerate(entries):
+        parts = [g["w"]] if _has_kernel(g) and not include_bias else jax.tree.leaves(g)
+        if not parts:
+            continue
         for part in parts:
             if isinstance(part, (str, bytes)) or not hasattr(part, "dtype") and not isinstance(part, (int, float)):
-                _checks.fail("layer_grad_norms", "grads", "hold arrays in every layer dict",
+                _checks.fail("layer_grad_norms", "grads", "hold arrays in every layer",
                              f"layer {i}: {_checks.describe(part)}", TypeError)
         norms.append(_l2(jnp.concatenate([jnp.ravel(p) for p in parts])))
     return jnp.stack(norms)
+
+
+def _has_kernel(g: Any) -> bool:
+    return isinstance(g, Mapping) and "w" in g
 
 
 def grad_norms_fn(loss_fn: Callable[..., jax.Array], *, include_bias: bool = False

@@ -16,7 +16,10 @@ import jax.numpy as jnp
 
 from fnn import _checks
 from fnn.losses import softmax_cross_entropy
-from fnn.training._fit import FitResult, train
+from fnn.training._arguments import options_from
+from fnn.training._fit import train
+from fnn.training._resume import initial_params, loaded
+from fnn.training._results import FitResult
 
 __all__ = ["init_ensemble", "fit_ensemble", "fit_sweep"]
 
@@ -25,6 +28,8 @@ Params = Any
 
 def init_ensemble(model: Any, keys: jax.Array, input_shape) -> Params:
     """Stacked params of ``len(keys)`` members: ``vmap(model.init)`` over the keys.
+
+    For a :class:`fnn.layers.StatefulLayer` it returns ``(params, state)``, both stacked.
 
     Example:
       >>> import jax, fnn
@@ -65,12 +70,28 @@ def _check_hyperparams(hyperparams: Any) -> Any:
     return hyper
 
 
-def _members(fn: str, params: Params) -> int:
+def _members(fn: str, params: Params, arg: str = "params") -> int:
     sizes = {a.shape[0] if a.ndim else None for a in jax.tree.leaves(params)}
     if len(sizes) != 1 or None in sizes:
-        _checks.fail(fn, "params", "be stacked: every leaf with the same leading member axis",
+        _checks.fail(fn, arg, "be stacked: every leaf with the same leading member axis",
                      f"leading sizes {sorted(map(str, sizes))}")
     return sizes.pop()
+
+
+def _stacked_start(fn: str, params: Params, kwargs: dict) -> tuple[Params, int]:
+    """The stacked params (from ``initial=`` when params is None) and their member count;
+    a given state must have as many members."""
+    if params is None and kwargs.get("initial") is not None:
+        kwargs["initial"] = loaded(kwargs["initial"])
+        params = initial_params(kwargs["initial"])
+    if params is None:
+        _checks.fail(fn, "params", "be the stacked params (or pass initial= to resume)", None, TypeError)
+    k = _members(fn, params)
+    state = kwargs.get("state")
+    if state is not None and jax.tree.leaves(state) and _members(fn, state, "state") != k:
+        _checks.fail(fn, "state", f"be stacked with {k} members like params",
+                     f"{_members(fn, state, 'state')} members")
+    return params, k
 
 
 def fit_ensemble(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
@@ -94,9 +115,9 @@ def fit_ensemble(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
       >>> r.history["train_loss"].shape
       (4, 5)
     """
-    k = _members("fit_ensemble", params)
-    return train("fit_ensemble", model, params, optimizer, x, y, loss=loss, members=k,
-                 sweep=False, hyper=None, **kwargs)
+    params, k = _stacked_start("fit_ensemble", params, kwargs)
+    return train("fit_ensemble", model, params, optimizer, x, y,
+                 options_from("fit_ensemble", dict(kwargs, loss=loss)), members=k)
 
 
 def fit_sweep(model: Any, params: Params, make_optimizer: Callable[[Any], Any], hyperparams: Any,
@@ -109,7 +130,8 @@ def fit_sweep(model: Any, params: Params, make_optimizer: Callable[[Any], Any], 
     ``hyperparams`` is an array ``(K,)`` or a pytree of ``(K,)`` arrays (e.g.
     ``{"lr": ..., "b1": ...}``). ``params`` is one model's params, the start of every
     member, or with ``stacked_params=True`` already stacked ``(K, ...)`` params (a sweep
-    crossed with an ensemble). Takes every keyword of :func:`fnn.training.fit`; returns
+    crossed with an ensemble); a general model's ``state=`` is broadcast or stacked
+    alike. Takes every keyword of :func:`fnn.training.fit`; returns
     stacked results like :func:`fit_ensemble`.
 
     Example:
@@ -132,11 +154,18 @@ def fit_sweep(model: Any, params: Params, make_optimizer: Callable[[Any], Any], 
         # Built once per concrete value so the optimizer's own checks (a negative rate,
         # b1 outside [0, 1)...) run; inside vmap the values are traced and unchecked.
         make_optimizer(jax.tree.map(lambda a: a[member].item(), hyper))
+    stacked_params = _checks.boolean("fit_sweep", "stacked_params", stacked_params)
+    if params is None and kwargs.get("initial") is not None:
+        params, _ = _stacked_start("fit_sweep", params, kwargs)
+        stacked_params = True
     if stacked_params:
         if _members("fit_sweep", params) != k:
             _checks.fail("fit_sweep", "params", f"be stacked with {k} members like hyperparams",
                          f"{_members('fit_sweep', params)} members")
     else:
         params = jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)), params)
-    return train("fit_sweep", model, params, make_optimizer, x, y, loss=loss, members=k,
-                 sweep=True, hyper=hyper, **kwargs)
+        if kwargs.get("state") is not None:
+            kwargs["state"] = jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)),
+                                           kwargs["state"])
+    return train("fit_sweep", model, params, make_optimizer, x, y,
+                 options_from("fit_sweep", dict(kwargs, loss=loss)), members=k, sweep=True, hyper=hyper)

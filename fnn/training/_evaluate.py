@@ -10,61 +10,62 @@ import jax.numpy as jnp
 
 from fnn import _checks
 from fnn.losses import softmax_cross_entropy
+from fnn.training._arguments import check_model_state, predictions_shape
+from fnn.training._data_checks import check_data, check_labels, check_metrics
+from fnn.training._score import score
+from fnn.training._step import Model, check_loss, model_of
 
-__all__ = ["evaluate", "score"]
-
-
-def score(apply: Callable, loss: Callable, metrics: tuple, params: Any, x: jax.Array,
-          y: jax.Array) -> dict:
-    """``{"loss": ..., name: metric, ...}`` of one full batch (traceable)."""
-    predictions = apply(params, x)
-    out = {"loss": loss(predictions, y)}
-    for name, fn in metrics:
-        out[name] = fn(predictions, y)
-    return out
+__all__ = ["evaluate"]
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(apply: Callable, loss: Callable, metrics: tuple, batch_size: int | None):
-    score_batch = functools.partial(score, apply, loss, metrics)
-
-    def run(params, x, y):
-        n = x.shape[0]
-        if batch_size is None or batch_size >= n:
-            return score_batch(params, x, y)
-        full, rest = divmod(n, batch_size)
-
-        def body(total, idx):
-            part = score_batch(params, x[idx], y[idx])
-            return jax.tree.map(lambda t, v: t + v * batch_size, total, part), None
-
-        zero = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32),
-                            jax.eval_shape(score_batch, params, x[:1], y[:1]))
-        total, _ = jax.lax.scan(body, zero, jnp.arange(full * batch_size).reshape(full, batch_size))
-        if rest:
-            part = score_batch(params, x[full * batch_size:], y[full * batch_size:])
-            total = jax.tree.map(lambda t, v: t + v * rest, total, part)
-        return jax.tree.map(lambda t: t / n, total)
+def _compiled(model: Model, loss: Callable, metrics: tuple, batch_size: int | None):
+    def run(params, state, x, y):
+        score_batch = functools.partial(score, model.apply, model.general, loss, metrics, params, state)
+        return _batched(score_batch, batch_size, x, y)
 
     return jax.jit(run)
 
 
+def _batched(score_batch: Callable, batch_size: int | None, x: jax.Array, y: jax.Array) -> dict:
+    """Scores of ``(x, y)`` in batches of ``batch_size``, combined as a size-weighted mean."""
+    n = x.shape[0]
+    if batch_size is None or batch_size >= n:
+        return score_batch(x, y)
+    full, rest = divmod(n, batch_size)
+
+    def body(total, idx):
+        part = score_batch(x[idx], y[idx])
+        return jax.tree.map(lambda t, v: t + v * batch_size, total, part), None
+
+    zero = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32),
+                        jax.eval_shape(score_batch, x[:1], y[:1]))
+    total, _ = jax.lax.scan(body, zero, jnp.arange(full * batch_size).reshape(full, batch_size))
+    if rest:
+        part = score_batch(x[full * batch_size:], y[full * batch_size:])
+        total = jax.tree.map(lambda t, v: t + v * rest, total, part)
+    return jax.tree.map(lambda t: t / n, total)
+
+
 def evaluate(model: Any, params: Any, x: Any, y: Any, *, loss: Callable = softmax_cross_entropy,
-             metrics: Mapping[str, Callable] | None = None,
-             batch_size: int | None = None) -> dict[str, jax.Array]:
+             metrics: Mapping[str, Callable] | None = None, batch_size: int | None = None,
+             state: Any = None) -> dict[str, jax.Array]:
     r"""Loss and metrics of ``model`` at ``params`` on ``(x, y)``, compiled.
 
     Every metric is a per-batch mean, so with ``batch_size`` set the batches are
     combined as a mean weighted by batch size — equal to the full-batch value.
 
     Args:
-      model: a :class:`fnn.layers.Layer` or ``apply(params, x)``.
+      model: a :class:`fnn.layers.Layer`, a :class:`fnn.layers.StatefulLayer` (run in
+        inference mode, ``train=False``: no dropout, batch norm's running averages) or
+        ``apply(params, x)``.
       params: the model's params.
       x, y: held-out data, ``(n, ...)``.
       loss: as in :func:`fit`.
       metrics: ``{name: fn(predictions, targets)}``; default accuracy for the
         classification losses.
       batch_size: evaluate in chunks of this many examples (memory); default one batch.
+      state: a StatefulLayer's state (``FitResult.state``); None for a pure model.
 
     Returns:
       ``{"loss": scalar, "accuracy": scalar, ...}``.
@@ -77,14 +78,12 @@ def evaluate(model: Any, params: Any, x: Any, y: Any, *, loss: Callable = softma
       >>> sorted(fnn.training.evaluate(model, params, x, y))
       ['accuracy', 'loss']
     """
-    from fnn.training._fit import _check_data, _check_labels, _output_shape, check_metrics
-    from fnn.training._step import apply_fn_of, check_loss
-
-    apply = apply_fn_of("evaluate", model)
+    m = model_of("evaluate", model)
     check_loss("evaluate", loss)
-    x, y = _check_data("evaluate", x, y)
+    x, y = check_data("evaluate", x, y)
     if batch_size is not None:
         batch_size = _checks.positive_int("evaluate", "batch_size", batch_size)
     metrics = check_metrics("evaluate", metrics, loss)
-    _check_labels("evaluate", loss, _output_shape(apply, params, False, x), y, "y")
-    return _compiled(apply, loss, tuple(metrics.items()), batch_size)(params, x, y)
+    state = check_model_state("evaluate", m.general, state, False)
+    check_labels("evaluate", loss, predictions_shape("evaluate", m, params, state, False, "x", x), y, "y")
+    return _compiled(m, loss, tuple(metrics.items()), batch_size)(params, state, x, y)

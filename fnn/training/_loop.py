@@ -6,8 +6,9 @@ in chunks (to show progress) without recompiling. Each epoch draws its order
 ``epoch_order(key, epoch, n)`` on device, runs a ``lax.scan`` over the full batches and one
 more step over the ragged remainder, evaluates, records history and applies the
 non-finite guard. For ensembles the epoch is ``vmap``-ed over members (params, optimizer
-state, hyperparameters) with the batch shared, so the first layer of every member runs
-as one wide matmul.
+state, model state, hyperparameters) with the batch shared, so the first layer of every
+member runs as one wide matmul. A general model (:class:`fnn.layers.StatefulLayer`)
+also carries its state, and draws with the key :func:`step_key` of the global step.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn import _checks
 from fnn.diagnostics import layer_grad_norms
-from fnn.training._evaluate import score
 from fnn.training._order import epoch_order
-from fnn.training._step import train_step
+from fnn.training._score import predict, score
+from fnn.training._step import Model, step as model_step
 
 Params = Any
 
@@ -33,6 +35,7 @@ class LoopState(NamedTuple):
 
     params: Params
     opt_state: Any
+    model_state: Any          # a general model's state; () for a pure model
     key: jax.Array
     epoch: jax.Array          # int32 scalar: epochs completed
     history: dict             # name -> (epochs,) or (members, epochs)
@@ -45,7 +48,7 @@ class LoopState(NamedTuple):
 class LoopConfig:
     """Static configuration; a new value means a new compiled program."""
 
-    apply: Callable
+    model: Model
     loss: Callable
     optimizer: Any                  # an optimizer, or make_optimizer(hyper) when sweep
     batch_size: int
@@ -98,14 +101,51 @@ def _over_members(cfg: LoopConfig, fn: Callable, in_axes: tuple) -> Callable:
     return one
 
 
+# fold_in data of the stream of model keys; epoch orders use fold_in(key, epoch) with
+# epoch < 2^31, so the two streams never share a key.
+MODEL_KEY_STREAM = 0xFFFFFFFF
+
+
+def step_key(key: jax.Array, step: int | jax.Array, member: int | jax.Array | None = None) -> jax.Array:
+    r"""The key that a general model draws with at global step ``step`` of :func:`fnn.fit`.
+
+    .. math:: k_t = \text{fold\_in}(\text{fold\_in}(k, 2^{32} - 1), t), \qquad
+              k_{t,j} = \text{fold\_in}(k_t, j) \;\text{(ensemble member } j)
+
+    with :math:`k` fit's ``key`` and :math:`t = e \cdot S + i` the step's index over the
+    whole run (epoch :math:`e`, :math:`S` steps per epoch, batch :math:`i`): a function
+    of the run's key and the step alone, so it does not depend on the data order, a
+    resumed run draws exactly what the uninterrupted run draws, and every member of an
+    ensemble or sweep draws its own masks.
+
+    Example:
+      >>> import jax, fnn
+      >>> k = fnn.training.step_key(jax.random.key(0), 3)
+      >>> bool((jax.random.key_data(k) == jax.random.key_data(fnn.training.step_key(jax.random.key(0), 3))).all())
+      True
+    """
+    _checks.prng_key("step_key", "key", key)
+    k = jax.random.fold_in(jax.random.fold_in(key, jnp.uint32(MODEL_KEY_STREAM)), step)
+    return k if member is None else jax.random.fold_in(k, member)
+
+
 def _member_step(cfg: LoopConfig):
-    def step(params, opt_state, hyper, xb, yb):
+    def step(params, opt_state, model_state, hyper, xb, yb, key):
         optimizer = cfg.optimizer(hyper) if cfg.sweep else cfg.optimizer
-        return train_step(params, opt_state, xb, yb, model=cfg.apply, optimizer=optimizer,
-                          loss=cfg.loss)
+        return model_step(cfg.model, optimizer, cfg.loss, params, opt_state, model_state, xb, yb, key)
     if cfg.members is None:
         return step
-    return _over_members(cfg, step, (0, 0, 0 if cfg.sweep else None, None, None))
+    return _over_members(cfg, step, (0, 0, 0, 0 if cfg.sweep else None, None, None,
+                                     0 if cfg.model.general else None))
+
+
+def _keys(cfg: LoopConfig, key: jax.Array, global_step: jax.Array) -> jax.Array | None:
+    """The key(s) of one step: none for a pure model, one per member for ensembles."""
+    if not cfg.model.general:
+        return None     # no key is derived: a pure model's program is as it was
+    if cfg.members is None:
+        return step_key(key, global_step)
+    return jax.vmap(lambda j: step_key(key, global_step, j))(jnp.arange(cfg.members, dtype=jnp.uint32))
 
 
 # Small batches of data up to WHOLE_GATHER_MAX_BYTES are put in epoch order with one
@@ -127,12 +167,13 @@ def _gathers_whole(x: jax.Array, y: jax.Array, batch_size: int) -> bool:
             and example * batch_size <= WHOLE_GATHER_MAX_BATCH_BYTES)
 
 
-def _epoch(cfg: LoopConfig, step, params, opt_state, hyper, x, y, perm):
-    """One pass over the data in the order ``perm`` (``None``: as stored); returns the mean
-    example loss and the per-batch losses."""
+def _epoch(cfg: LoopConfig, step, carry, hyper, x, y, perm, key, epoch):
+    """One pass over the data in the order ``perm`` (``None``: as stored); returns the new
+    ``(params, opt_state, model_state)``, the mean example loss and the per-batch losses."""
     n = x.shape[0]
     batch_size = min(cfg.batch_size, n)
     full, rest = divmod(n, batch_size)
+    first_step = epoch * (full + (1 if rest else 0))
     whole = perm is None or _gathers_whole(x, y, batch_size)
     if perm is not None and whole:
         x, y = (a.at[perm].get(mode="promise_in_bounds") for a in (x, y))
@@ -148,21 +189,25 @@ def _epoch(cfg: LoopConfig, step, params, opt_state, hyper, x, y, perm):
             yb = jax.lax.with_sharding_constraint(yb, cfg.batch_sharding)
         return xb, yb
 
-    def body(carry, start):
-        p, s = carry
-        p, s, loss = step(p, s, hyper, *take(start, batch_size))
-        return (p, s), loss
+    def run_step(c, start, size, index):
+        p, s, m = c
+        p, s, m, loss = step(p, s, m, hyper, *take(start, size), _keys(cfg, key, first_step + index))
+        return (p, s, m), loss
 
-    (params, opt_state), losses = jax.lax.scan(
-        body, (params, opt_state), jnp.arange(full, dtype=jnp.int32) * batch_size)
+    starts = jnp.arange(full, dtype=jnp.int32) * batch_size
+    if cfg.model.general:     # the step index feeds the step's key
+        carry, losses = jax.lax.scan(lambda c, si: run_step(c, si[0], batch_size, si[1]), carry,
+                                     (starts, jnp.arange(full, dtype=jnp.int32)))
+    else:
+        carry, losses = jax.lax.scan(lambda c, start: run_step(c, start, batch_size, 0), carry, starts)
     total = jnp.sum(losses, axis=0) * batch_size
     if rest:
         # The ragged last batch is a step of its own (smaller batch, its own mean), as
         # with drop_last=False in PyTorch; no example is dropped.
-        params, opt_state, last = step(params, opt_state, hyper, *take(full * batch_size, rest))
+        carry, last = run_step(carry, full * batch_size, rest, full)
         total = total + last * rest
         losses = jnp.concatenate([losses, last[None]], axis=0)
-    return params, opt_state, total / n, losses
+    return carry, total / n, losses
 
 
 def _record(buffer: jax.Array, epoch: jax.Array, value: jax.Array, alive: jax.Array,
@@ -173,8 +218,11 @@ def _record(buffer: jax.Array, epoch: jax.Array, value: jax.Array, alive: jax.Ar
     return buffer.at[(slice(None),) * member_axes + (epoch,)].set(value)
 
 
-def _layer_grad_norms(cfg: LoopConfig, params: Params, xb: jax.Array, yb: jax.Array) -> jax.Array:
-    grads = jax.grad(lambda p: cfg.loss(cfg.apply(p, xb), yb))(params)
+def _layer_grad_norms(cfg: LoopConfig, params: Params, model_state: Any, xb: jax.Array,
+                      yb: jax.Array) -> jax.Array:
+    """Gradient norms per layer; a general model's in inference mode (no dropout mask)."""
+    grads = jax.grad(lambda p: cfg.loss(predict(cfg.model.apply, cfg.model.general, p, model_state, xb),
+                                        yb))(params)
     return layer_grad_norms(grads)
 
 
@@ -194,22 +242,22 @@ def build_runner(cfg: LoopConfig) -> Callable:
     """
     step = _member_step(cfg)
     member_axes = 0 if cfg.members is None else 1
-    evaluate = functools.partial(score, cfg.apply, cfg.loss, cfg.metrics)
+    evaluate = functools.partial(score, cfg.model.apply, cfg.model.general, cfg.loss, cfg.metrics)
     norms = functools.partial(_layer_grad_norms, cfg)
     if cfg.members is not None:
-        evaluate = _over_members(cfg, evaluate, (0, None, None))
-        norms = _over_members(cfg, norms, (0, None, None))
+        evaluate = _over_members(cfg, evaluate, (0, 0, None, None))
+        norms = _over_members(cfg, norms, (0, 0, None, None))
 
     def run(state: LoopState, hyper, x, y, x_eval, y_eval, stop):
         n = x.shape[0]
 
         def body(c: LoopState) -> LoopState:
             perm = epoch_order(c.key, c.epoch, n) if cfg.shuffle else None
-            params, opt_state, train_loss, losses = _epoch(
-                cfg, step, c.params, c.opt_state, hyper, x, y, perm)
+            (params, opt_state, model_state), train_loss, losses = _epoch(
+                cfg, step, (c.params, c.opt_state, c.model_state), hyper, x, y, perm, c.key, c.epoch)
             alive, bad_epoch, bad_step = c.alive, c.bad_epoch, c.bad_step
             if cfg.nan_guard:
-                finite = jnp.isfinite(train_loss) & _all_finite(params, member_axes)
+                finite = jnp.isfinite(train_loss) & _all_finite((params, model_state), member_axes)
                 newly_bad = c.alive & ~finite
                 alive = c.alive & finite
                 # No rollback in here: that would keep a snapshot of the whole state and
@@ -221,12 +269,13 @@ def build_runner(cfg: LoopConfig) -> Callable:
             record = {"train_loss": train_loss}
             if cfg.grad_norms:
                 first = jnp.arange(min(cfg.batch_size, n)) if perm is None else perm[:cfg.batch_size]
-                record["grad_norms"] = norms(params, x[first], y[first])
+                record["grad_norms"] = norms(params, model_state, x[first], y[first])
             if x_eval is not None:
-                record.update({f"eval_{k}": v for k, v in evaluate(params, x_eval, y_eval).items()})
+                record.update({f"eval_{k}": v for k, v in
+                               evaluate(params, model_state, x_eval, y_eval).items()})
             history = {k: _record(v, c.epoch, record[k], c.alive, member_axes)
                        for k, v in c.history.items()}
-            return LoopState(params, opt_state, c.key, c.epoch + 1, history, alive,
+            return LoopState(params, opt_state, model_state, c.key, c.epoch + 1, history, alive,
                              bad_epoch, bad_step)
 
         def cond(c: LoopState) -> jax.Array:
@@ -235,67 +284,3 @@ def build_runner(cfg: LoopConfig) -> Callable:
         return jax.lax.while_loop(cond, body, state)
 
     return jax.jit(run, donate_argnums=() if cfg.nan_guard else (0,))
-
-
-def history_shapes(cfg: LoopConfig, params: Params, has_eval: bool) -> dict[str, tuple]:
-    """Per-epoch value shape of each history entry (one model's; members come first)."""
-    shapes = {"train_loss": ()}
-    if has_eval:
-        shapes.update({"eval_loss": ()}, **{f"eval_{name}": () for name, _ in cfg.metrics})
-    if cfg.grad_norms:
-        shapes["grad_norms"] = (len(params),)
-    return shapes
-
-
-def init_opt_state(cfg: LoopConfig, params: Params, hyper: Any) -> Any:
-    """``optimizer.init(params)``, per member for ensembles and sweeps (traceable)."""
-    if cfg.sweep:
-        return jax.vmap(lambda p, h: cfg.optimizer(h).init(p))(params, hyper)
-    if cfg.members is not None:
-        return jax.vmap(cfg.optimizer.init)(params)
-    return cfg.optimizer.init(params)
-
-
-@functools.lru_cache(maxsize=64)
-def build_start(cfg: LoopConfig, epochs: int, shapes: tuple, donate: bool) -> Callable:
-    """``start(params, opt_state|None, hyper, key, epoch, history) -> LoopState``, jitted.
-
-    One dispatch instead of dozens of eager ops. The caller's params and optimizer state
-    are never copied for nothing: with ``donate`` they are handed over as they are;
-    otherwise they are copied only when the runner will donate them (no ``nan_guard``),
-    and else left out (``None``) for the driver to put in with :func:`with_arrays`.
-    """
-    members = () if cfg.members is None else (cfg.members,)
-    copy = not donate and not cfg.nan_guard
-
-    def start(params, opt_state, hyper, key, epoch, history):
-        given = opt_state is not None
-        if not given:
-            opt_state = init_opt_state(cfg, params, hyper)
-        buffers = {}
-        for name, shape in shapes:
-            buffer = jnp.full(members + (epochs,) + shape, jnp.nan, jnp.float32)
-            if name in history:
-                done = jnp.asarray(history[name], jnp.float32)
-                buffer = jax.lax.dynamic_update_slice_in_dim(buffer, done, 0, axis=len(members))
-            buffers[name] = buffer
-        if copy:
-            params, opt_state, key = jax.tree.map(jnp.copy, (params, opt_state, key))
-        elif not donate:
-            # A jit output is a fresh buffer (a copy) unless donated: leave the caller's
-            # arrays out; the non-donating runner reads them where they are.
-            params, opt_state, key = None, (None if given else opt_state), None
-        return LoopState(
-            params=params, opt_state=opt_state, key=key,
-            epoch=jnp.asarray(epoch, jnp.int32), history=buffers,
-            alive=jnp.ones(members, bool), bad_epoch=jnp.full(members, -1, jnp.int32),
-            bad_step=jnp.full(members, -1, jnp.int32))
-
-    return jax.jit(start, donate_argnums=(0, 1) if donate else ())
-
-
-def with_arrays(state: LoopState, params: Params, opt_state: Any, key: jax.Array) -> LoopState:
-    """Put the caller's arrays into the fields that ``start`` left out (``None``)."""
-    return state._replace(params=params if state.params is None else state.params,
-                          opt_state=opt_state if state.opt_state is None else state.opt_state,
-                          key=key if state.key is None else state.key)

@@ -23,10 +23,11 @@ Params = Any
 
 
 class LastGood(NamedTuple):
-    """``(params, opt_state)`` from before the failing epoch of every failed model."""
+    """``(params, opt_state, model_state)`` from before the failing epoch of every failed model."""
 
     params: Params
     opt_state: Any
+    model_state: Any
     frozen: np.ndarray        # bool, () or (members,): the models these values are for
     leaves: dict              # member (None: single model) -> first non-finite leaf path
 
@@ -67,19 +68,22 @@ def update(rerun: Callable[[LoopState, int], LoopState], before: LoopState,
             leaves = {int(k): _first_nonfinite_leaf(failed.params, int(k))
                       for k in np.flatnonzero(mask)}
         if good is None or mask.ndim == 0:
-            good = LastGood(state.params, state.opt_state, mask, leaves)
+            good = LastGood(state.params, state.opt_state, state.model_state, mask, leaves)
         else:
             good = LastGood(_per_member(mask, state.params, good.params),
                             _per_member(mask, state.opt_state, good.opt_state),
+                            _per_member(mask, state.model_state, good.model_state),
                             good.frozen | mask, {**good.leaves, **leaves})
     return good
 
 
 def apply(state: LoopState, good: LastGood | None) -> LoopState:
-    """``state`` with each failed model's params and optimizer state from ``good``."""
+    """``state`` with each failed model's params, optimizer and model state from ``good``."""
     if good is None:
         return state
     if good.frozen.ndim == 0:
-        return state._replace(params=good.params, opt_state=good.opt_state)
+        return state._replace(params=good.params, opt_state=good.opt_state,
+                              model_state=good.model_state)
     return state._replace(params=_per_member(good.frozen, good.params, state.params),
-                          opt_state=_per_member(good.frozen, good.opt_state, state.opt_state))
+                          opt_state=_per_member(good.frozen, good.opt_state, state.opt_state),
+                          model_state=_per_member(good.frozen, good.model_state, state.model_state))

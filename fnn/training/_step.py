@@ -4,34 +4,51 @@ r"""One training step: forward stage, backward stage (``jax.grad``), update.
           (u, s') = \text{optimizer.update}(g, s, w), \qquad w' = w + u
 
 With plain SGD, :math:`u = -\eta g` and this is the notes' update
-:math:`w_{new} = w_{old} - \eta\, \partial L / \partial w_{old}`.
+:math:`w_{new} = w_{old} - \eta\, \partial L / \partial w_{old}`. For a general model
+(:class:`fnn.layers.StatefulLayer`) the forward stage runs with ``train=True`` and the
+step's key, and also returns the model's new state (batch norm's running averages):
+:math:`(\hat y, m') = f(w, m, x; k)`; the state is not differentiated.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 
 from fnn import _checks
-from fnn.layers import Layer
+from fnn.layers import Layer, StatefulLayer
 from fnn.losses import softmax_cross_entropy
 from fnn.optimizers import apply_updates
 
-__all__ = ["train_step", "make_train_step", "apply_fn_of", "check_optimizer"]
+__all__ = ["train_step", "make_train_step", "Model", "model_of", "check_optimizer", "check_loss",
+           "step"]
 
 Params = Any
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
-def apply_fn_of(fn: str, model: Any) -> Callable:
-    """``model.apply`` for a :class:`fnn.layers.Layer`, or ``model`` if it is callable."""
+class Model(NamedTuple):
+    """A model as the training wing sees it: its apply and whether it is general.
+
+    ``apply(params, x)`` for a pure model; ``apply(params, state, x, *, key, train)`` when
+    ``general``.
+    """
+
+    apply: Callable
+    general: bool
+
+
+def model_of(fn: str, model: Any) -> Model:
+    """The :class:`Model` of a :class:`fnn.layers.Layer`, a StatefulLayer or ``apply(params, x)``."""
+    if isinstance(model, StatefulLayer):
+        return Model(model.apply, True)
     if isinstance(model, Layer):
-        return model.apply
+        return Model(model.apply, False)
     if callable(model):
-        return model
-    _checks.fail(fn, "model", "be a fnn Layer or a function apply(params, x)", type(model).__name__,
-                 TypeError)
+        return Model(model, False)
+    _checks.fail(fn, "model", "be a fnn Layer, a StatefulLayer or a function apply(params, x)",
+                 type(model).__name__, TypeError)
 
 
 def check_optimizer(fn: str, optimizer: Any) -> None:
@@ -47,8 +64,23 @@ def check_loss(fn: str, loss: Any) -> None:
                      type(loss).__name__, TypeError)
 
 
+def step(model: Model, optimizer: Any, loss: LossFn, params: Params, opt_state: Any, state: Any,
+         x: jax.Array, y: jax.Array, key: Any) -> tuple[Params, Any, Any, jax.Array]:
+    """The step of either model form: ``(params, opt_state, state, loss_value)``."""
+    if model.general:
+        def objective(p):
+            predictions, new_state = model.apply(p, state, x, key=key, train=True)
+            return loss(predictions, y), new_state
+        (loss_value, state), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    else:
+        loss_value, grads = jax.value_and_grad(lambda p: loss(model.apply(p, x), y))(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return apply_updates(params, updates), opt_state, state, loss_value
+
+
 def train_step(params: Params, opt_state: Any, x: jax.Array, y: jax.Array, *, model: Any,
-               optimizer: Any, loss: LossFn = softmax_cross_entropy) -> tuple[Params, Any, jax.Array]:
+               optimizer: Any, loss: LossFn = softmax_cross_entropy, state: Any = None,
+               key: Any = None) -> tuple:
     r"""One pure training step on the batch ``(x, y)``.
 
     Args:
@@ -56,14 +88,21 @@ def train_step(params: Params, opt_state: Any, x: jax.Array, y: jax.Array, *, mo
       opt_state: ``optimizer.init(params)`` or the state a previous step returned.
       x: inputs, ``(batch, ...)``.
       y: targets for ``loss`` (integer labels for softmax cross-entropy).
-      model: a :class:`fnn.layers.Layer` or a function ``apply(params, x)``.
+      model: a :class:`fnn.layers.Layer`, a :class:`fnn.layers.StatefulLayer` or a
+        function ``apply(params, x)``.
       optimizer: any optax-compatible ``(init, update)``: fnn's or optax's.
       loss: ``loss(predictions, targets) -> scalar``, default
         :func:`fnn.losses.softmax_cross_entropy`.
+      state: the model state (general models only: from ``model.init``).
+      key: the step's key (general models with random layers such as dropout).
 
     Returns:
-      ``(new_params, new_opt_state, loss_value)``; ``loss_value`` is the loss at the
-      params before the update.
+      ``(new_params, new_opt_state, loss_value)`` for a pure model;
+      ``(new_params, new_opt_state, new_state, loss_value)`` for a general one.
+      ``loss_value`` is the loss at the params before the update.
+
+    Raises:
+      ValueError: for a ``state`` given to a pure model or missing for a general one.
 
     Example:
       >>> import jax, jax.numpy as jnp, fnn
@@ -77,12 +116,19 @@ def train_step(params: Params, opt_state: Any, x: jax.Array, y: jax.Array, *, mo
       >>> bool(loss > 0)
       True
     """
-    apply = apply_fn_of("train_step", model)
+    m = model_of("train_step", model)
     check_optimizer("train_step", optimizer)
     check_loss("train_step", loss)
-    loss_value, grads = jax.value_and_grad(lambda p: loss(apply(p, x), y))(params)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return apply_updates(params, updates), opt_state, loss_value
+    if not m.general:
+        if state is not None and jax.tree.leaves(state):
+            _checks.fail("train_step", "state", "be None for a pure Layer (it keeps no state)",
+                         f"a pytree with {len(jax.tree.leaves(state))} arrays")
+        params, opt_state, _, loss_value = step(m, optimizer, loss, params, opt_state, (), x, y, None)
+        return params, opt_state, loss_value
+    if state is None:
+        _checks.fail("train_step", "state", "be the model state of a StatefulLayer (model.init "
+                     "returns (params, state))", None)
+    return step(m, optimizer, loss, params, opt_state, state, x, y, key)
 
 
 def make_train_step(model: Any, optimizer: Any, loss: LossFn = softmax_cross_entropy, *,
@@ -94,6 +140,8 @@ def make_train_step(model: Any, optimizer: Any, loss: LossFn = softmax_cross_ent
     instead of allocating new buffers every step: do not use the arrays you passed after
     the call, use the ones it returns (``jax.jit``'s ``donate_argnums`` semantics). For
     whole runs prefer :func:`fnn.training.fit`: one compiled program, no per-step Python.
+    For a general model the step is ``step(params, opt_state, state, x, y, key) ->
+    (params, opt_state, state, loss)`` (the model state donated too).
 
     Example:
       >>> import jax, jax.numpy as jnp, fnn
@@ -105,15 +153,22 @@ def make_train_step(model: Any, optimizer: Any, loss: LossFn = softmax_cross_ent
       >>> for _ in range(3):
       ...     params, state, loss = step(params, state, x, y)
     """
-    apply_fn_of("make_train_step", model)
+    m = model_of("make_train_step", model)
     check_optimizer("make_train_step", optimizer)
     check_loss("make_train_step", loss)
     donate = _checks.boolean("make_train_step", "donate", donate)
     jit = _checks.boolean("make_train_step", "jit", jit)
 
-    def step(params, opt_state, x, y):
-        return train_step(params, opt_state, x, y, model=model, optimizer=optimizer, loss=loss)
+    if m.general:
+        def one(params, opt_state, state, x, y, key=None):
+            return train_step(params, opt_state, x, y, model=model, optimizer=optimizer, loss=loss,
+                              state=state, key=key)
+        donated = (0, 1, 2)
+    else:
+        def one(params, opt_state, x, y):
+            return train_step(params, opt_state, x, y, model=model, optimizer=optimizer, loss=loss)
+        donated = (0, 1)
 
     if not jit:
-        return step
-    return jax.jit(step, donate_argnums=(0, 1) if donate else ())
+        return one
+    return jax.jit(one, donate_argnums=donated if donate else ())

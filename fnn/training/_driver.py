@@ -1,0 +1,153 @@
+"""The host driver: runs the compiled loop in one call or in chunks, saves checkpoints,
+shows progress, rebuilds the last good state after a failure, and stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn import checkpoint as _checkpoint
+from fnn.training import _progress
+from fnn.training import _rollback
+from fnn.training._arguments import Prepared
+from fnn.training._loop import LoopState, build_runner
+from fnn.training._resume import structure_text
+from fnn.training._results import FitResult, NonFiniteReport
+from fnn.training._start import build_start, history_shapes, with_arrays
+from fnn.training._shapes import abstract
+
+__all__ = ["run", "Interrupted"]
+
+# Aim for a progress update about this often (seconds) when the bar is on.
+PROGRESS_INTERVAL_S = 0.25
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fnn.fit`: ``result`` is the last consistent state reached.
+
+    A :class:`FitResult` of the epochs completed before the interrupt (resumable with
+    ``fit(..., initial=error.result)``), or None when nothing consistent was left (the
+    run donated its starting state and no chunk had finished). It is a
+    ``KeyboardInterrupt``, so code that does not look for it stops as usual.
+    """
+
+    def __init__(self, result: FitResult | None):
+        super().__init__("training interrupted")
+        self.result = result
+
+
+def _wait(value: jax.Array) -> Any:
+    """``value`` on the host, waiting in short sleeps so that Ctrl-C is handled at once
+    (a blocking wait inside XLA would hold the interrupt until the computation ends)."""
+    pause = 1e-4
+    while not value.is_ready():
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
+    return jax.device_get(value)
+
+
+def _first_epochs(history: Mapping, member_axes: int, count: int) -> dict:
+    """The first ``count`` epochs of each history entry (the epoch axis follows members)."""
+    return {k: v if v.shape[member_axes] == count else v[(slice(None),) * member_axes + (slice(0, count),)]
+            for k, v in history.items()}
+
+
+def _reports(bad_epoch: np.ndarray, bad_step: np.ndarray, good: _rollback.LastGood | None,
+             members: int | None) -> tuple:
+    leaves = {} if good is None else good.leaves
+    if members is None:
+        if bad_epoch < 0:
+            return ()
+        return (NonFiniteReport(int(bad_epoch), int(bad_step), leaves.get(None)),)
+    return tuple(NonFiniteReport(int(bad_epoch[k]), int(bad_step[k]), leaves.get(k), k)
+                 for k in range(members) if bad_epoch[k] >= 0)
+
+
+def _result(state: LoopState, members: int | None, epoch: int, reports: tuple = ()) -> FitResult:
+    history = _first_epochs(state.history, 0 if members is None else 1, epoch)
+    return FitResult(state.params, state.opt_state, history, state.key, epoch, reports, state.model_state)
+
+
+def _save(path: str, state: LoopState, members: int | None, epoch: int) -> None:
+    """Atomically write what :func:`fit` needs to resume (``initial=path``)."""
+    r = _result(state, members, epoch)
+    _checkpoint.save(path, {"params": r.params, "opt_state": r.opt_state, "history": r.history,
+                            "key": r.key, "epoch": epoch, "state": r.state,
+                            "opt_state_structure": structure_text(r.opt_state)})
+
+
+def run(p: Prepared) -> FitResult:
+    """Drive the compiled loop of the validated run ``p`` (fit, ensembles, sweeps, data parallel)."""
+    cfg = p.cfg
+    runner = build_runner(cfg)
+    members = cfg.members
+    template = abstract(p.params, 0 if members is None else 1)
+    shapes = history_shapes(cfg, template, p.eval_data is not None)
+    names = [k for k, shape in shapes.items() if shape == ()]      # shown by the progress bar
+    history = {k: v for k, v in p.start.history.items() if k in shapes}
+    start = build_start(cfg, p.epochs, tuple(shapes.items()), p.donate)
+    state = with_arrays(start(p.params, p.opt_state, p.model_state, p.hyper, p.key, p.start.epoch, history),
+                        p.params, p.opt_state, p.model_state, p.key)
+    x_eval, y_eval = p.eval_data if p.eval_data is not None else (None, None)
+    good = None                    # the guard's last good state of failed models
+    # The state every call starts from survives the call only when the runner does not
+    # donate it (nan_guard) : then an interrupt can still return it.
+    consistent = state if cfg.nan_guard or not p.donate else None
+    last_epoch = p.start.epoch
+
+    def advance(state: LoopState, stop: int) -> LoopState:
+        nonlocal good
+        after = runner(state, p.hyper, p.x, p.y, x_eval, y_eval, jnp.int32(stop))
+        if cfg.nan_guard:          # the runner did not donate `state`: rerun from it
+            good = _rollback.update(
+                lambda s, e: runner(s, p.hyper, p.x, p.y, x_eval, y_eval, jnp.int32(e)),
+                state, after, good)
+        return after
+
+    show = _progress.default_enabled() if p.progress is None else p.progress
+    try:
+        if not show and p.checkpoint is None:
+            state = advance(state, p.epochs)
+            _wait(state.epoch)
+        else:
+            n = p.x.shape[0]
+            bar = (_progress.ProgressBar(p.epochs, steps_per_epoch=-(-n // min(cfg.batch_size, n)))
+                   if show else None)
+            epoch, chunk = p.start.epoch, 1
+            while epoch < p.epochs:
+                stop = min(epoch + chunk, p.epochs) if show else p.epochs
+                if p.checkpoint is not None:
+                    stop = min(stop, (epoch // p.checkpoint_every + 1) * p.checkpoint_every)
+                t0 = time.perf_counter()
+                state = advance(state, stop)
+                done = int(_wait(state.epoch))
+                elapsed = time.perf_counter() - t0
+                if bar is not None and done > epoch:
+                    bar.update(done, {k: float(jnp.nanmean(state.history[k][..., done - 1]))
+                                      for k in names})
+                if done < stop:                # the non-finite guard stopped the loop
+                    break
+                consistent, last_epoch = _rollback.apply(state, good), done
+                if p.checkpoint is not None:
+                    _save(p.checkpoint, consistent, members, done)
+                if epoch > p.start.epoch:      # the first chunk included compilation
+                    chunk = max(1, int(PROGRESS_INTERVAL_S * chunk / max(elapsed, 1e-9)))
+                epoch = done
+            if bar is not None:
+                bar.close()
+    except KeyboardInterrupt:
+        raise Interrupted(None if consistent is None else _result(consistent, members, last_epoch)) from None
+    state = _rollback.apply(state, good)
+    completed, bad_epoch, bad_step = jax.device_get((state.epoch, state.bad_epoch, state.bad_step))
+    reports = _reports(bad_epoch, bad_step, good, members)
+    if members is None and reports:
+        # Rolled back to the start of the failing epoch: epoch, history and state agree.
+        completed = reports[0].epoch
+    for report in reports:
+        warnings.warn(str(report), RuntimeWarning, stacklevel=4)
+    return _result(state, members, int(completed), reports)

@@ -1,0 +1,39 @@
+"""One cached ``jax.eval_shape``: abstract shapes of what training builds, traced once."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["abstract", "eval_shape"]
+
+
+def abstract(tree: Any, drop_leading: int = 0) -> Any:
+    """``tree`` with every array replaced by a hashable ``ShapeDtypeStruct`` (leading axes dropped)."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[drop_leading:], jnp.result_type(a)),
+                        tree)
+
+
+def _hashable(tree: Any) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple((a.shape, a.dtype) for a in leaves)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached(fn: Callable, static: Any, treedef: Any, leaves: tuple) -> Any:
+    args = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(s, d) for s, d in leaves])
+    return jax.eval_shape(functools.partial(fn, static), *args)
+
+
+def eval_shape(fn: Callable, static: Any, *args: Any) -> Any:
+    """``jax.eval_shape(lambda *a: fn(static, *a), *args)``, cached.
+
+    The cache key is ``fn``, the hashable ``static`` (a model, a loop config) and the
+    shapes and dtypes of ``args``: ``fit`` is called often with the same shapes, and
+    tracing costs milliseconds. ``fn`` must be pure.
+    """
+    treedef, leaves = _hashable(abstract(args))
+    return _cached(fn, static, treedef, leaves)
