@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                      epilog="Run 'fnn train --help' or 'fnn evaluate --help' for the options.")
     from fnn import __version__
     parser.add_argument("--version", action="version", version=f"fnn {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{train,evaluate}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,evaluate,playground}")
     train = commands.add_parser(
         "train", formatter_class=_Formatter, help="train an MLP and save checkpoint, history and plots",
         description="Train a multi-layer perceptron with fnn.fit (one compiled program), show\n"
@@ -123,7 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("path", help="output folder of 'fnn train', or its params.ckpt")
     _cache_option(evaluate)
     evaluate.set_defaults(run=_evaluate)
+    playground = commands.add_parser(
+        "playground", formatter_class=_Formatter, help="watch a network learn in the browser",
+        description="Serve the fnn playground on 127.0.0.1 and open it in the browser.")
+    playground.add_argument("--port", type=int, default=0, help="port (0: a free one)")
+    playground.add_argument("--no-browser", action="store_true", help="print the URL only")
+    _cache_option(playground)
+    playground.set_defaults(run=_playground)
     return parser
+
+
+def _playground(args: argparse.Namespace, started: float) -> int:
+    from fnn import playground
+
+    return playground.serve(args.port, open_browser=not args.no_browser)
 
 
 def _cache_option(command: argparse.ArgumentParser) -> None:
