@@ -27,5 +27,5 @@ def same_object_for_same_arguments(fn: F) -> F:
             return fn(*args, **kwargs)
         return cached(*args, **kwargs)
 
-    factory.cache_clear = cached.cache_clear
-    return factory
+    factory.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    return factory  # type: ignore[return-value]

@@ -25,7 +25,7 @@ import secrets
 import struct
 import sys
 import zlib
-from typing import Any
+from typing import Any, NoReturn
 
 import jax.numpy as jnp
 import numpy as np
@@ -50,7 +50,7 @@ class CheckpointError(ValueError):
 CheckpointError.__module__ = "fnn.checkpoint"  # where users import and catch it
 
 
-def corrupt(path: str, what: str):
+def corrupt(path: str, what: str) -> NoReturn:
     """Raise the one error of a bad file."""
     raise CheckpointError(message("checkpoint.load", "path", "be an intact fnn checkpoint", f"{what} ({path!r})"))
 

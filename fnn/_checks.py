@@ -8,7 +8,7 @@ follow one format: ``"<function>: <arg> must <expectation>; got <what came>"``.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +20,7 @@ def message(fn: str, arg: str, expectation: str, got: Any) -> str:
     return f"{fn}: {arg} must {expectation}; got {got}"
 
 
-def fail(fn: str, arg: str, expectation: str, got: Any, exc: type = ValueError):
+def fail(fn: str, arg: str, expectation: str, got: Any, exc: type[Exception] = ValueError) -> NoReturn:
     """Raise ``exc`` with the standard message."""
     raise exc(message(fn, arg, expectation, got))
 

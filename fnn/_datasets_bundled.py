@@ -21,7 +21,7 @@ _BUNDLED = {"digits": ("digits.csv.gz", 0, (1797, 64)), "breast_cancer": ("breas
 def _bundled(name: str) -> tuple[jax.Array, jax.Array]:
     """Features float32 and labels int32 of a dataset shipped inside scikit-learn."""
     spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
-    if spec is None:
+    if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"fnn.datasets.{name}() reads data bundled with scikit-learn, which is not "
                           'installed; install the "data" extra: pip install "fnn[data]"')
     file, skip, shape = _BUNDLED[name]

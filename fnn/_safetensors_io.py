@@ -20,7 +20,7 @@ import json
 import math
 import os
 import struct
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -69,9 +69,10 @@ def _describe_tree(node: Any, key: str, leaves: dict, depth: int) -> Any:
             fail(fn, "params", "use str dict keys", f"key {bad[0]!r} at {key!r}", TypeError)
         return {"t": "dict", "keys": list(node),
                 "items": [_describe_tree(v, join(k), leaves, depth + 1) for k, v in node.items()]}
-    if isinstance(node, tuple) and hasattr(type(node), "_fields"):
-        return {"t": "namedtuple", "name": type(node).__name__, "fields": list(node._fields),
-                "items": [_describe_tree(v, join(f), leaves, depth + 1) for f, v in zip(node._fields, node)]}
+    fields = getattr(type(node), "_fields", None) if isinstance(node, tuple) else None
+    if fields is not None:
+        return {"t": "namedtuple", "name": type(node).__name__, "fields": list(fields),
+                "items": [_describe_tree(v, join(f), leaves, depth + 1) for f, v in zip(fields, node)]}
     if isinstance(node, (list, tuple)):
         return {"t": type(node).__name__,
                 "items": [_describe_tree(v, join(i), leaves, depth + 1) for i, v in enumerate(node)]}
@@ -127,7 +128,7 @@ def export_safetensors(path: str | os.PathLike, params: Any) -> None:
     atomic_write(os.fspath(path), [struct.pack("<Q", len(text)), text, *chunks])
 
 
-def _bad(path: str, what: str):
+def _bad(path: str, what: str) -> NoReturn:
     raise CheckpointError(message("checkpoint.import_safetensors", "path", "be an intact safetensors file",
                                   f"{what} ({path!r})"))
 
@@ -274,8 +275,9 @@ def _fill(node: Any, by_key: dict, key: str) -> Any:
         return None
     if isinstance(node, dict):
         return type(node)((k, _fill(v, by_key, join(k))) for k, v in node.items())
-    if isinstance(node, tuple) and hasattr(type(node), "_fields"):
-        return type(node)(*(_fill(v, by_key, join(f)) for f, v in zip(node._fields, node)))
+    fields = getattr(type(node), "_fields", None) if isinstance(node, tuple) else None
+    if fields is not None:
+        return type(node)(*(_fill(v, by_key, join(f)) for f, v in zip(fields, node)))
     if isinstance(node, (list, tuple)):
         return type(node)(_fill(v, by_key, join(i)) for i, v in enumerate(node))
     return by_key[key]

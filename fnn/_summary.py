@@ -71,7 +71,7 @@ def _flops(model: Any, params: Any, state: Any, shape: tuple[int, ...]) -> float
     x = jnp.zeros((1,) + shape, input_dtype(model, jnp.float32))
     if isinstance(model, StatefulLayer):
         fn = jax.jit(lambda p, s, v: model.apply(p, s, v, train=False)[0])
-        args = (params, state, x)
+        args: tuple = (params, state, x)
     else:
         fn, args = jax.jit(model.apply), (params, x)
     try:

@@ -227,7 +227,8 @@ def mlp_grads(params: list, x: ArrayLike, y: ArrayLike, *, activation: str | Cal
 
     # Backward stage. Output error delta_L = dL/dz_L, straight from the loss.
     delta = output_delta(zs[-1], jnp.asarray(y))
-    grads, deltas = [{} for _ in params], [None] * n_layers
+    grads: list[dict] = [{} for _ in params]
+    deltas: list = [None] * n_layers
     for l in reversed(range(n_layers)):
         p, a_prev = params[l], inputs[l]
         deltas[l] = delta

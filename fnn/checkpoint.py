@@ -35,7 +35,7 @@ as ``jax.Array`` on the default device (64-bit arrays become 32-bit unless
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -148,7 +148,7 @@ def _same_dtype(a: Any, b: Any) -> bool:
         return False
 
 
-def _mismatch(at: str, in_checkpoint: str, in_like: str):
+def _mismatch(at: str, in_checkpoint: str, in_like: str) -> NoReturn:
     raise CheckpointError(message("checkpoint.load", "like", "match the checkpoint's structure, shapes "
                                   "and dtypes", f"{in_like} in like but {in_checkpoint} in the checkpoint at {at}"))
 

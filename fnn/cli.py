@@ -243,7 +243,7 @@ def _seconds_since_start(fallback: float) -> tuple[float, str]:
         return time.perf_counter() - fallback, "start"
 
 
-def _write_outputs(out: str, config: dict, result, scores: dict, data, predicted, apply) -> list[str]:
+def _write_outputs(out: str, config: dict, result, scores: dict, data, predicted, apply) -> list[str | None]:
     """Checkpoint, config, history and plots into ``out``; returns the file names written."""
     import fnn
     from fnn import plots

@@ -177,7 +177,7 @@ def blobs(key: jax.Array, n: int, centers: int | Any = 3, *, noise: float = 1.0,
         k = positive_int("blobs", "centers", centers)
         _finite_scalar("blobs", "radius", radius)
         angle = 2 * np.pi * np.arange(k) / k
-        c = radius * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+        c: Any = radius * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
     else:
         floating("blobs", "centers", centers)
         if jnp.ndim(centers) != 2 or jnp.shape(centers)[1] != 2 or jnp.shape(centers)[0] == 0:

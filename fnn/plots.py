@@ -61,7 +61,7 @@ def _path(fn: str, path: Any) -> str:
     return os.fspath(path)
 
 
-def save(fig, path: str | os.PathLike) -> str:
+def save(fig, path: str | os.PathLike) -> str | None:
     """Write a matplotlib figure to ``path`` (folders created), release it, return the path.
 
     Used by the plot functions here and by the examples for their own figures; a figure

@@ -52,7 +52,7 @@ def batch_norm_apply(params: Mapping, state: Mapping, x: ArrayLike, *, train: bo
         xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
         mean = jnp.mean(xf, axis=axes)
         var = jnp.mean(jnp.square(xf - mean), axis=axes)
-        new_state = {"mean": momentum * state["mean"] + (1 - momentum) * mean.astype(state["mean"].dtype),
+        new_state: Mapping = {"mean": momentum * state["mean"] + (1 - momentum) * mean.astype(state["mean"].dtype),
                      "var": momentum * state["var"] + (1 - momentum) * var.astype(state["var"].dtype)}
     else:
         mean, var, new_state = state["mean"], state["var"], state

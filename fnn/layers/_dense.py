@@ -44,7 +44,7 @@ def check_dense_params(fn: str, params: Any, *, kernel: bool = True) -> None:
 
 
 @same_object_for_same_arguments
-def dense(features: int, *, w_init: Callable = None, b_init: Callable = _initializers.zeros,
+def dense(features: int, *, w_init: Callable | None = None, b_init: Callable = _initializers.zeros,
           dtype=jnp.float32) -> Layer:
     r"""Fully connected layer: the net sum of every neuron at once.
 

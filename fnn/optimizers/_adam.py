@@ -16,7 +16,8 @@ from fnn.optimizers._base import GradientTransformation, ScalarOrSchedule
 class AdamState(NamedTuple):
     """State of :func:`adam` and :func:`adamw`, field for field optax's ``ScaleByAdamState``."""
 
-    count: jax.Array  # shape (), int32: updates done, t - 1 during update t
+    # count: shape (), int32: updates done, t - 1 during update t
+    count: jax.Array  # type: ignore[assignment]  # the name shadows tuple.count, as in optax
     mu: _base.Updates  # first moment, params' structure/shapes/dtypes
     nu: _base.Updates  # second moment, params' structure/shapes/dtypes
 

@@ -15,14 +15,14 @@ from fnn.optimizers._base import GradientTransformation, ScalarOrSchedule
 class AdagradState(NamedTuple):
     """State of :func:`adagrad` (optax's ``ScaleByRssState`` plus the update count)."""
 
-    count: jax.Array  # shape (), int32
+    count: jax.Array  # type: ignore[assignment]  # shape (), int32; shadows tuple.count, as in optax
     sum_of_squares: _base.Updates  # params' structure, shapes and dtypes
 
 
 class RmspropState(NamedTuple):
     """State of :func:`rmsprop` (optax's ``ScaleByRmsState`` plus the update count)."""
 
-    count: jax.Array  # shape (), int32
+    count: jax.Array  # type: ignore[assignment]  # shape (), int32; shadows tuple.count, as in optax
     nu: _base.Updates  # params' structure, shapes and dtypes
 
 

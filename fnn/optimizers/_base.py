@@ -198,7 +198,7 @@ def check_state(fn: str, state: Any, state_type: type) -> Any:
     if isinstance(state, state_type):
         return state
     if (isinstance(state, tuple) and not hasattr(type(state), "_fields")
-            and len(state) == len(state_type._fields)):
+            and len(state) == len(getattr(state_type, "_fields"))):
         return state_type(*state)
     _checks.fail(fn, "state", f"be the {state_type.__name__} returned by {fn}(...).init",
                  _checks.describe(state), TypeError)

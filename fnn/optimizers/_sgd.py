@@ -14,13 +14,13 @@ from fnn.optimizers._base import GradientTransformation, ScalarOrSchedule
 class SgdState(NamedTuple):
     """State of :func:`sgd`: only the number of updates done, which drives schedules."""
 
-    count: jax.Array  # shape (), int32
+    count: jax.Array  # type: ignore[assignment]  # shape (), int32; shadows tuple.count, as in optax
 
 
 class MomentumState(NamedTuple):
     """State of :func:`momentum`: the update count and the trace (optax's ``TraceState``)."""
 
-    count: jax.Array  # shape (), int32
+    count: jax.Array  # type: ignore[assignment]  # shape (), int32; shadows tuple.count, as in optax
     trace: _base.Updates  # params' structure, shapes and dtypes
 
 
