@@ -121,6 +121,9 @@ def embedding(num_embeddings: int, features: int, *, w_init: Callable | None = N
         if value is not None and value.size and (value.min() < 0 or value.max() >= num_embeddings):
             bad = value[(value < 0) | (value >= num_embeddings)].flat[0]
             _checks.fail(name, "x", f"hold ids in [0, {num_embeddings})", f"id {int(bad)}")
-        return jnp.take(w, jnp.asarray(x).astype(jnp.int32), axis=0, mode="fill", fill_value=jnp.nan)
+        ids = jnp.asarray(x).astype(jnp.int32)
+        # take() wraps negative ids like NumPy before "fill" applies: send them out of range.
+        ids = jnp.where(ids < 0, num_embeddings, ids)
+        return jnp.take(w, ids, axis=0, mode="fill", fill_value=jnp.nan)
 
     return named(Layer(init, apply), name, input_dtype=jnp.int32)
