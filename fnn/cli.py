@@ -213,7 +213,8 @@ def _score(model, params, data, ensemble: int) -> tuple[dict, Any, Any]:
     def score(p, x, y):
         logits = apply(p, x)
         out = {"test_loss": fnn.losses.softmax_cross_entropy(logits, y),
-               "test_accuracy": fnn.metrics.accuracy(logits, y)}
+               "test_accuracy": fnn.metrics.accuracy(logits, y),
+               "test_macro_f1": fnn.metrics.f1(logits, y)}
         if ensemble > 1:
             out["member_accuracy"] = jax.vmap(lambda q: fnn.metrics.accuracy(model.apply(q, x), y))(p)
         return out, jnp.argmax(logits, axis=-1)
@@ -228,7 +229,8 @@ def _score(model, params, data, ensemble: int) -> tuple[dict, Any, Any]:
 def _accuracy_text(scores: dict, ensemble: int) -> str:
     members = (f" (ensemble of {ensemble}; members' mean {scores['member_accuracy_mean']:.4f})"
                if ensemble > 1 else "")
-    return f"test accuracy {scores['test_accuracy']:.4f}{members} | test loss {scores['test_loss']:.4f}"
+    return (f"test accuracy {scores['test_accuracy']:.4f}{members} | macro F1 {scores['test_macro_f1']:.4f} "
+            f"| test loss {scores['test_loss']:.4f}")
 
 
 def _seconds_since_start(fallback: float) -> tuple[float, str]:

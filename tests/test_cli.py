@@ -100,6 +100,7 @@ def test_evaluate_reproduces_the_train_accuracy(digits_run, target):
     assert code == 0
     assert f"test accuracy {config['result']['test_accuracy']:.4f}" in stdout
     assert f"test loss {config['result']['test_loss']:.4f}" in stdout
+    assert f"macro F1 {config['result']['test_macro_f1']:.4f}" in stdout
 
 
 def test_train_ensemble_reports_mean_and_averaged_accuracy(tmp_path):
