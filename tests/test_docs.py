@@ -15,7 +15,7 @@ def test_docs_every_public_module_has_an_api_page():
     public = {m.name for m in pkgutil.iter_modules(fnn.__path__) if not m.name.startswith("_")}
     public.discard("__main__")
     pages = {p.stem for p in (_DOCS / "api").glob("*.rst")}
-    assert public - pages == set(), f"add docs/api/<module>.rst and list it in docs/api/index.md"
+    assert public - pages == set(), "add docs/api/<module>.rst and list it in docs/api/index.md"
 
 
 def test_docs_api_index_lists_every_page():
