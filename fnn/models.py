@@ -25,7 +25,11 @@ from fnn._cache import same_object_for_same_arguments
 from fnn import activations as _activations
 from fnn import initializers as _initializers
 from fnn.layers._core import Layer, StatefulLayer, compiles_exactly, example_shape
+from fnn.layers._batch_norm import batch_norm_apply, batch_norm_init
+from fnn.layers._core import check_train
 from fnn.layers._dense import dense, dense_apply
+from fnn.layers._dropout import dropout_apply
+from fnn.layers._serial import check_part_list, split_key
 
 __all__ = ["mlp", "default_w_init"]
 
@@ -63,7 +67,8 @@ def default_w_init(activation) -> Callable:
 
 def mlp(features: Sequence[int], activation="relu", output_activation=None, w_init=None, *,
         b_init: Callable = _initializers.zeros, prelu_init_alpha: float = 0.25,
-        dtype=jnp.float32) -> Layer:
+        dtype=jnp.float32, dropout: float = 0.0, batch_norm: bool = False,
+        batch_norm_momentum: float = 0.99) -> Layer | StatefulLayer:
     r"""Multi-layer perceptron: dense layers with ``activation`` between them.
 
     Params are a list with one dict per dense layer, ``[{"w": (in, h1), "b": (h1,)},
@@ -83,10 +88,20 @@ def mlp(features: Sequence[int], activation="relu", output_activation=None, w_in
       b_init: bias initializer (zeros).
       prelu_init_alpha: initial slope when ``activation="prelu"``.
       dtype: params dtype.
+      dropout: probability of dropping each hidden unit in training
+        (:func:`fnn.layers.dropout`, after the activation); 0 for none.
+      batch_norm: normalise every hidden layer's pre-activations
+        (:func:`fnn.layers.batch_norm`, between the dense layer and the activation, as
+        Ioffe and Szegedy); each hidden layer's dict then also holds ``"scale"`` and
+        ``"offset"`` and the state is a list of ``{"mean", "var"}`` per hidden layer.
+      batch_norm_momentum: the running averages' momentum (Keras' convention).
 
     Returns:
       A :class:`fnn.layers.Layer`; ``apply(params, x)`` maps ``(..., in)`` to
-      ``(..., features[-1])``.
+      ``(..., features[-1])``. With ``dropout`` or ``batch_norm`` a
+      :class:`fnn.layers.StatefulLayer` with the same params layout:
+      ``init(key, shape) -> (params, state)`` and ``apply(params, state, x, *, key,
+      train) -> (y, state)``: a hidden layer is dense, batch norm, activation, dropout.
 
     Raises:
       ValueError: for empty or non-positive ``features``, an unknown activation name,
@@ -104,8 +119,16 @@ def mlp(features: Sequence[int], activation="relu", output_activation=None, w_in
     # A list of sizes becomes a tuple so that equal models are the same (cached) object.
     if isinstance(features, list):
         features = tuple(features)
-    return _mlp(features, activation, output_activation, w_init, b_init=b_init,
+    pure = _mlp(features, activation, output_activation, w_init, b_init=b_init,
                 prelu_init_alpha=prelu_init_alpha, dtype=dtype)
+    _checks.number("mlp", "dropout", dropout, low=0.0, high=1.0, high_open=True,
+                   expectation="be in [0, 1) (the probability of dropping a hidden unit)")
+    batch_norm = _checks.boolean("mlp", "batch_norm", batch_norm)
+    _checks.number("mlp", "batch_norm_momentum", batch_norm_momentum, low=0.0, high=1.0)
+    if not dropout and not batch_norm:
+        return pure
+    return _general_mlp(pure, tuple(features), activation, output_activation, float(dropout), batch_norm,
+                        float(batch_norm_momentum), dtype)
 
 
 @same_object_for_same_arguments
@@ -171,6 +194,10 @@ def _mlp(features: Sequence[int], activation="relu", output_activation=None, w_i
                 _checks.fail("mlp", "params", f"be a list of layer dicts ({keys} for layer {i})",
                              f"layer {i}: " + (f"keys {sorted(map(str, p))}" if isinstance(p, Mapping)
                                                else _checks.describe(p)))
+        for i, p in enumerate(params):
+            if jnp.ndim(p["w"]) != 2 or jnp.shape(p["w"])[1] != sizes[i]:
+                _checks.fail("mlp", "params", f"hold layer {i}'s kernel w of shape (in, {sizes[i]}) "
+                             f"for features {list(sizes)}", f"w of shape {tuple(jnp.shape(p['w']))}")
         a = x
         for i, p in enumerate(params):
             z = dense_apply(p, a, name=names[i])
@@ -180,3 +207,47 @@ def _mlp(features: Sequence[int], activation="relu", output_activation=None, w_i
 
     return Layer(init, apply)
 
+
+
+@same_object_for_same_arguments
+def _general_mlp(pure: Layer, features: tuple, activation, output_activation, rate: float,
+                 batch_norm: bool, momentum: float, dtype) -> StatefulLayer:
+    """The MLP with dropout and/or batch norm in every hidden layer (cached like mlp)."""
+    act_name, act = _resolve("mlp", "activation", activation)
+    _, out_act = _resolve("mlp", "output_activation", output_activation)
+    learned_alpha = act_name == "prelu"
+    hidden = len(features) - 1
+    names = [f"mlp layer {i} (dense {f})" for i, f in enumerate(features)]
+
+    def init(key: jax.Array, input_shape: Sequence[int]) -> tuple[list, list]:
+        params = pure.init(key, input_shape)
+        states = []
+        for i in range(hidden):
+            if batch_norm:
+                bn_params, bn_state = batch_norm_init(features[i], dtype)
+                params[i] = {**params[i], **bn_params}
+                states.append(bn_state)
+            else:
+                states.append(())
+        return params, states
+
+    def apply(params: list, state: list, x: ArrayLike, *, key=None, train: bool = False) -> tuple:
+        train = check_train("mlp", train)
+        check_part_list("mlp", "params", params, len(features))
+        check_part_list("mlp", "state", state, hidden)
+        keys = split_key("mlp", key if train and rate else None, max(hidden, 1))
+        a, new_state = x, []
+        for i, p in enumerate(params):
+            z = dense_apply(p, a, name=names[i])
+            if i == hidden:
+                return out_act(z), new_state
+            if batch_norm:
+                z, s = batch_norm_apply(p, state[i], z, train=train, momentum=momentum, eps=1e-5,
+                                        name=f"mlp layer {i} (batch norm)")
+                new_state.append(s)
+            else:
+                new_state.append(state[i])
+            a = act(z, p["alpha"]) if learned_alpha else act(z)
+            a = dropout_apply(a, rate, keys[i], train, name=f"mlp layer {i} (dropout)")
+
+    return StatefulLayer(init, apply)

@@ -237,7 +237,7 @@ case("mlp-apply-x-str", lambda: MLP.apply(mlp_params(), "abc"), T, E("mlp layer 
 case("mlp-apply-params-dict", lambda: MLP.apply({"w": 1}, X43), V, "mlp", "params")
 case("mlp-apply-params-short", lambda: MLP.apply(mlp_params()[:1], X43), V, "mlp", "params")
 case("mlp-apply-layers-swapped", lambda: MLP.apply(mlp_params()[::-1], jnp.ones((4, 2))), V,
-     E("mlp layer 0 (dense 4)"), "x")
+     "mlp", "params")
 case("mlp-w_init-int", lambda: models.mlp([3], w_init=3), T, "mlp", "w_init")
 case("mlp-dtype-str", lambda: models.mlp([3], dtype="foo"), T, "mlp", "dtype")
 case("mlp-dtype-int", lambda: models.mlp([3], dtype=jnp.int32).init(KEY, (3,)), T, "mlp", "dtype")
@@ -925,3 +925,21 @@ def test_compiled_train_step_runs_without_host_transfers():
         params, state, loss = step(params, state, XT, YT)
         params, state, loss = step(params, state, XT, YT)
     assert np.isfinite(float(loss))
+
+
+def test_mlp_apply_rejects_params_of_other_sizes():
+    """A model whose declared sizes differ from the params is refused (issue 19, item 2)."""
+    params = models.mlp([16, 3]).init(KEY, (2,))
+    with pytest.raises(ValueError, match=r"^mlp: params must hold layer 0's kernel w of shape \(in, 64\)"):
+        models.mlp([64, 5]).apply(params, XT)
+    with pytest.raises(ValueError, match=r"^fit: x does not fit the model: mlp: params must"):
+        training.fit(models.mlp([64, 5]), params, optimizers.sgd(0.1), XT, YT % 3, key=KEY, progress=False)
+
+
+def test_mlp_dropout_and_batch_norm_arguments_are_checked():
+    with pytest.raises(ValueError, match=r"^mlp: dropout must be in \[0, 1\)"):
+        models.mlp([4, 3], dropout=1.0)
+    with pytest.raises(TypeError, match=r"^mlp: batch_norm must be a bool"):
+        models.mlp([4, 3], batch_norm="yes")
+    assert isinstance(models.mlp([4, 3], dropout=0.1), layers.StatefulLayer)
+    assert models.mlp([4, 3], dropout=0.0) is models.mlp([4, 3])     # the pure model, as before
