@@ -20,7 +20,7 @@ def _count(tree: Any) -> int:
 
 
 def _shapes(tree: Any) -> str:
-    leaves = jax.tree.leaves_with_path(tree)
+    leaves = [(p, a) for p, a in jax.tree.leaves_with_path(tree) if math.prod(jnp.shape(a))]  # not markers
     def key(path: tuple) -> str:
         return ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
     return ", ".join(f"{key(p)}{tuple(jnp.shape(a))}" for p, a in leaves) if len(leaves) <= 3 \

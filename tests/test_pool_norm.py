@@ -88,12 +88,23 @@ def test_pool_rejects_bad_window_and_small_input():
         layers.avg_pool((2, 2)).apply((), jnp.ones((4, 1)))
 
 
-def test_flatten_and_reshape_keep_the_batch_axis():
+def test_flatten_and_reshape_keep_any_batch_axes():
     x = _x((2, 3, 4, 5))
-    np.testing.assert_array_equal(layers.flatten().apply((), x), x.reshape(2, 60))
-    np.testing.assert_array_equal(layers.reshape((4, 15)).apply((), x), x.reshape(2, 4, 15))
-    with pytest.raises(ValueError, match=r"reshape\(\(7,\)\): x must have 7 values per example"):
-        layers.reshape((7,)).apply((), x)
+    flat = layers.flatten()
+    params = flat.init(KEY, (4, 5))
+    assert jax.tree.map(jnp.shape, params) == {"example": (4, 5, 0)}  # a marker: no values
+    np.testing.assert_array_equal(flat.apply(params, x), x.reshape(2, 3, 20))
+    np.testing.assert_array_equal(flat.apply(params, x[0, 0]), x[0, 0].reshape(20))
+    shaped = layers.reshape((2, 10))
+    np.testing.assert_array_equal(shaped.apply(shaped.init(KEY, (4, 5)), x), x.reshape(2, 3, 2, 10))
+
+
+def test_flatten_and_reshape_reject_other_example_shapes():
+    params = layers.flatten().init(KEY, (4, 5))
+    with pytest.raises(ValueError, match=r"flatten: x must have shape \(\.\.\., 4, 5\).*got x of shape \(2, 5, 4\)"):
+        layers.flatten().apply(params, jnp.ones((2, 5, 4)))
+    with pytest.raises(ValueError, match=r"reshape\(\(7,\)\): input_shape must have 7 values"):
+        layers.reshape((7,)).init(KEY, (4, 5))
 
 
 # ---- layer_norm ----------------------------------------------------------------------------

@@ -69,8 +69,9 @@ def test_cnn_structure_is_conv_blocks_pool_then_dense():
     params = jax.eval_shape(lambda k: net.init(k, (64,)), KEY)  # shapes only: no init to compile
     shapes = [jax.tree.map(jnp.shape, p) for p in params]
     params = jax.tree.map(lambda a: jnp.full(a.shape, 0.1, a.dtype), params)
-    assert shapes == [(), {"b": (4,), "w": (3, 3, 1, 4)}, (), {"b": (8,), "w": (3, 3, 4, 8)}, (), (), (),
-                      {"b": (16,), "w": (128, 16)}, (), {"b": (10,), "w": (16, 10)}]
+    assert shapes == [{"example": (64, 0)}, {"b": (4,), "w": (3, 3, 1, 4)}, (), {"b": (8,), "w": (3, 3, 4, 8)},
+                      (), (), {"example": (4, 4, 8, 0)}, {"b": (16,), "w": (128, 16)}, (),
+                      {"b": (10,), "w": (16, 10)}]
     assert net.apply(params, jnp.ones((2, 64))).shape == (2, 10)
 
 

@@ -120,52 +120,78 @@ def avg_pool(window: Sequence[int], *, strides: int | Sequence[int] | None = Non
     return _pool_layer("avg", window, strides, padding)
 
 
+def _example_init(name: str):
+    """``init`` of a layer that must know one example's shape: a zero-size marker of that shape."""
+    def init(key: jax.Array, input_shape: Sequence[int]) -> dict:
+        return {"example": jnp.zeros(example_shape(name, input_shape) + (0,), jnp.float32)}
+    return init
+
+
+def _example(name: str, params: Any, x: Any) -> tuple[jax.Array, tuple[int, ...]]:
+    """``x`` as an array and its leading batch axes, checked against the recorded example shape."""
+    if not isinstance(params, dict) or "example" not in params or jnp.size(params["example"]) != 0:
+        _checks.fail(name, "params", "be the dict {'example': ...} made by init", _checks.describe(params),
+                     TypeError if not isinstance(params, dict) else ValueError)
+    shape = tuple(jnp.shape(params["example"])[:-1])
+    _checks.array_like(name, "x", x)
+    x = jnp.asarray(x)
+    if x.shape[x.ndim - len(shape):] != shape or x.ndim < len(shape):
+        _checks.fail(name, "x", f"have shape (..., {', '.join(map(str, shape))}) (the example shape given to "
+                     "init, after any batch axes)", f"x of shape {tuple(x.shape)}")
+    return x, x.shape[:x.ndim - len(shape)]
+
+
 @same_object_for_same_arguments
 def flatten() -> Layer:
-    r"""Flatten every axis after the first: ``(B, d_1, ..., d_k) -> (B, d_1 \cdots d_k)``.
+    r"""Flatten each example: ``(..., d_1, ..., d_k) -> (..., d_1 \cdots d_k)``.
 
-    The first axis is the batch axis (as ``torch.nn.Flatten()``, Keras' ``Flatten`` and
-    stax's ``Flatten``): ``apply`` takes exactly one leading batch axis, unlike most
-    layers, because a flat vector's size depends on which axes are the example's.
-    (``init`` and :func:`fnn.serial` infer shapes with a batch of one.)
+    ``(d_1, ..., d_k)`` is the example shape given to ``init``; any leading batch axes
+    are kept (none, one as ``torch.nn.Flatten()`` and Keras' ``Flatten``, or more). That
+    shape is what ``apply`` needs to tell batch axes from example axes, so ``init``
+    records it as the shape of an EMPTY marker array: params ``{"example": (d_1, ...,
+    d_k, 0)}``, zero values, nothing to train.
 
     Example:
-      >>> import jax.numpy as jnp, fnn
-      >>> fnn.layers.flatten().apply((), jnp.ones((2, 4, 4, 3))).shape
-      (2, 48)
+      >>> import jax, jax.numpy as jnp, fnn
+      >>> layer = fnn.layers.flatten()
+      >>> params = layer.init(jax.random.key(0), (4, 4, 3))
+      >>> layer.apply(params, jnp.ones((2, 4, 4, 3))).shape, layer.apply(params, jnp.ones((4, 4, 3))).shape
+      ((2, 48), (48,))
     """
 
     def apply(params: Any, x: ArrayLike) -> jax.Array:
-        check_empty_state("flatten", params)
-        _checks.array_like("flatten", "x", x)
-        x = jnp.asarray(x)
-        if x.ndim < 1:
-            _checks.fail("flatten", "x", "have a leading batch axis", f"x of shape {tuple(x.shape)}")
-        return x.reshape(x.shape[:1] + (-1,))
+        x, batch = _example("flatten", params, x)
+        return x.reshape(batch + (-1,))
 
-    return named(Layer(lambda key, input_shape: (example_shape("flatten", input_shape), ())[1], apply),
-                 "flatten")
+    return named(Layer(_example_init("flatten"), apply), "flatten")
 
 
 @same_object_for_same_arguments
 def reshape(shape: Sequence[int]) -> Layer:
-    r"""Reshape each example: ``(B, ...) -> (B, *shape)`` (one leading batch axis, as :func:`flatten`).
+    r"""Reshape each example to ``shape``, keeping any leading batch axes (as :func:`flatten`).
+
+    Params: the empty marker ``{"example": input_shape + (0,)}`` (see :func:`flatten`).
 
     Example:
-      >>> import jax.numpy as jnp, fnn
-      >>> fnn.layers.reshape((8, 8, 1)).apply((), jnp.ones((5, 64))).shape
+      >>> import jax, jax.numpy as jnp, fnn
+      >>> layer = fnn.layers.reshape((8, 8, 1))
+      >>> params = layer.init(jax.random.key(0), (64,))
+      >>> layer.apply(params, jnp.ones((5, 64))).shape
       (5, 8, 8, 1)
     """
     target = example_shape("reshape", shape)
     name = f"reshape({target})"
+    example_init = _example_init(name)
+
+    def init(key: jax.Array, input_shape: Sequence[int]) -> dict:
+        params = example_init(key, input_shape)
+        if math.prod(params["example"].shape[:-1]) != math.prod(target):
+            _checks.fail(name, "input_shape", f"have {math.prod(target)} values (those of {target})",
+                         repr(input_shape))
+        return params
 
     def apply(params: Any, x: ArrayLike) -> jax.Array:
-        check_empty_state(name, params)
-        _checks.array_like(name, "x", x)
-        x = jnp.asarray(x)
-        if x.ndim < 1 or math.prod(x.shape[1:]) != math.prod(target):
-            _checks.fail(name, "x", f"have {math.prod(target)} values per example (batch axis first)",
-                         f"x of shape {tuple(x.shape)}")
-        return x.reshape(x.shape[:1] + target)
+        x, batch = _example(name, params, x)
+        return x.reshape(batch + target)
 
-    return named(Layer(lambda key, input_shape: (example_shape(name, input_shape), ())[1], apply), name)
+    return named(Layer(init, apply), name)

@@ -37,21 +37,20 @@ def output_shape(layer: Layer | StatefulLayer, params: Params, state: Any,
                  shape: tuple[int, ...], dtype: Any = jnp.float32) -> tuple[int, ...]:
     """Shape of one example's output of ``layer``, traced abstractly (no computation).
 
-    Traced as a batch of one (layers such as ``flatten`` keep a leading batch axis); a
-    list of shapes (the input of a branch combinator) gives a list of inputs, a layer
+    A list of shapes (the input of a branch combinator) gives a list of inputs, a layer
     that returns a list gives a list of shapes; ids for an ``embedding`` are int32.
     """
     dtype = input_dtype(layer, dtype)
     is_one = all(isinstance(d, int) for d in shape)
-    x = (jax.ShapeDtypeStruct((1,) + tuple(shape), dtype) if is_one else
-         [jax.ShapeDtypeStruct((1,) + tuple(s), dtype) for s in shape])
+    x = (jax.ShapeDtypeStruct(tuple(shape), dtype) if is_one else
+         [jax.ShapeDtypeStruct(tuple(s), dtype) for s in shape])
     if isinstance(layer, StatefulLayer):
         out = jax.eval_shape(lambda p, s, v: layer.apply(p, s, v, train=False)[0], params, state, x)
     else:
         out = jax.eval_shape(layer.apply, params, x)
     if isinstance(out, jax.ShapeDtypeStruct):
-        return tuple(out.shape[1:])
-    return [tuple(o.shape[1:]) for o in out]
+        return tuple(out.shape)
+    return [tuple(o.shape) for o in out]
 
 
 @same_object_for_same_arguments

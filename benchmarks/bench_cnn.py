@@ -1,0 +1,139 @@
+"""Benchmark: fnn's CNN training against hand-written JAX, flax, equinox, PyTorch and Keras.
+
+Cases (batch 128, Adam, softmax cross-entropy, 3x3 SAME convs, one 2x2 max pool):
+
+* ``digits``: 8x8x1 images, conv32-conv64-pool-dense10;
+* ``mnist``: 28x28x1 synthetic images, conv32-conv64-pool-dense128-dense10.
+
+Variants, timed interleaved (round-robin, rotated each repeat) in one process, one unit
+= one epoch of ``steps`` batches, reported per step:
+
+* ``scan``: hand-written JAX, a jitted epoch (``lax.scan`` over
+  ``lax.conv_general_dilated``, optax Adam): the reference (``ratio`` = median / its);
+* ``fit``: ``fnn.fit`` on ``fnn.cnn`` (one call per epoch, donated buffers);
+* ``convs``: forward + backward of the two conv layers alone on one batch (the bulk of
+  the FLOPs): the FLOP-rate ceiling;
+* the peers, as their docs write them: flax.linen and flax.nnx, equinox
+  (``eqx.nn.Conv2d`` channels-first under ``vmap``), PyTorch on CPU (``nn.Conv2d``, the
+  standard loop, ``torch.set_num_threads(os.cpu_count())``), Keras 3 on the JAX backend
+  (``model.fit``, with ``steps_per_execution`` 1 and = steps per epoch), each skipped
+  when not installed (``pip install -e '.[bench]'``).
+
+``gflop_per_s`` is XLA's cost analysis of one compiled step (for ``convs``: of its
+program) over the measured time. The default run is short (the machine is shared);
+raise ``--repeats`` and ``--steps`` on a quiet machine.
+
+Run::
+
+    python benchmarks/bench_cnn.py                 # both cases, about a minute or two
+    python benchmarks/bench_cnn.py --cases mnist --repeats 15
+    python benchmarks/bench_cnn.py --tiny          # seconds (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
+
+import jax  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import _peers_cnn as peers  # noqa: E402
+from _common import format_table, record, time_interleaved, write_json  # noqa: E402
+
+CASES = {
+    "digits": lambda steps: peers.CNNProblem((8, 8, 1), (32, 64), (10,), 128, steps),
+    "mnist": lambda steps: peers.CNNProblem((28, 28, 1), (32, 64), (128, 10), 128, steps),
+}
+SMOKE = peers.CNNProblem((4, 4, 1), (2, 4), (3,), 8, 2)
+COLUMNS = ["case", "variant", "per_step_us", "ratio", "gflop_per_s", "compile_s"]
+
+
+def step_flops(problem: peers.CNNProblem) -> float | None:
+    """FLOPs of one hand-written training step (forward, backward, Adam) by XLA's cost analysis."""
+    init, apply = peers._raw(problem)  # noqa: SLF001 (a module of this folder)
+    import optax
+
+    opt = optax.adam(peers.LR)
+    params = init(jax.random.key(1))
+    x, y = (a[:problem.batch_size] for a in problem.data())
+
+    def step(params, opt_state, x, y):
+        grads = jax.grad(lambda p: peers._xent(apply(p, x), y))(params)  # noqa: SLF001
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    return _flops(jax.jit(step), (params, opt.init(params), x, y))
+
+
+def _flops(fn, args) -> float | None:
+    cost = fn.lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"]) if cost and "flops" in cost else None
+
+
+def variants(problem: peers.CNNProblem, with_peers: bool) -> dict:
+    convs, conv_args = peers.convs_alone(problem)
+    out = {"scan": (peers.hand_scan(problem), ()), "fit": (peers.fnn_fit(problem), ()),
+           "convs": (convs, conv_args)}
+    if with_peers:
+        for name, build in peers.PEERS.items():
+            run = build(problem)
+            if run is None:
+                print(f"  skipped {name}: not installed (pip install -e '.[bench]')")
+            else:
+                out[name] = (run, ())
+    return out
+
+
+def bench_case(name: str, problem: peers.CNNProblem, repeats: int, with_peers: bool) -> list:
+    cases = variants(problem, with_peers)
+    timings = time_interleaved(cases, repeats=repeats, warmup=1, number=1)
+    flops = step_flops(problem)
+    conv_flops = _flops(*cases["convs"])
+    rows = []
+    for variant, timing in timings.items():
+        steps = 1 if variant == "convs" else problem.steps
+        row = record(case=name, timing=timing, dtype="float32", shapes=[list(problem.image), list(problem.channels),
+                                                                        list(problem.dense)],
+                     reference=timings["scan"], variant=variant, batch_size=problem.batch_size, steps=steps,
+                     flops=(conv_flops if variant == "convs" else (flops or 0) * steps) or None)
+        row["per_step_s"] = timing.median_s / steps
+        row["ratio"] = row["per_step_s"] / (timings["scan"].median_s / problem.steps)
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> list:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median)")
+    parser.add_argument("--steps", type=int, default=8, help="batches per epoch (one timed unit)")
+    parser.add_argument("--no-peers", action="store_true", help="only fnn, the scan and the convs")
+    parser.add_argument("--out", default="benchmarks/results/cnn.json")
+    parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run (no peers)")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        problems = {"smoke": SMOKE}
+    else:
+        unknown = set(args.cases.split(",")) - set(CASES)
+        if unknown:
+            parser.error(f"--cases: unknown {sorted(unknown)}; choose from {list(CASES)}")
+        problems = {k: CASES[k](args.steps) for k in args.cases.split(",")}
+    rows = []
+    for name, problem in problems.items():
+        print(f"case {name}: image {problem.image}, conv {problem.channels}, dense {problem.dense}, "
+              f"batch {problem.batch_size}, {problem.steps} steps per unit", flush=True)
+        rows += bench_case(name, problem, 1 if args.tiny else args.repeats, not (args.tiny or args.no_peers))
+        print(format_table([r for r in rows if r["case"] == name], COLUMNS), flush=True)
+    write_json(args.out, rows, load_note="timed on a machine shared with other jobs")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
