@@ -1,9 +1,9 @@
-"""Predicted and true classes from ``(logits, labels)`` (private), shared by the metrics.
+r"""Predicted and true classes from ``(logits, labels)`` (private), shared by the metrics.
 
 One reading of the two conventions of :func:`fnn.metrics.accuracy`, checked once:
 multi-class logits ``(..., K)`` with integer labels ``(...,)`` (prediction
-:math:`\\arg\\max_k z_k`), or one binary output ``(...,)``/``(..., 1)`` with 0/1 labels of
-the same shape (prediction :math:`[z \\ge 0]`). Concrete labels are range-checked; under
+:math:`\arg\max_k z_k`), or one binary output ``(...,)``/``(..., 1)`` with 0/1 labels of
+the same shape (prediction :math:`[z \ge 0]`). Concrete labels are range-checked; under
 ``jit`` they cannot be, and an out-of-range label becomes class ``-1``, which matches no
 prediction and no row of a confusion matrix.
 """
