@@ -42,16 +42,17 @@ def _pool(fn: str, x: ArrayLike, params: Any, window, strides, padding, kind: st
     dims, steps = lead + window + (1,), lead + strides + (1,)
     pads = padding if isinstance(padding, str) else ((0, 0),) * len(lead) + tuple(padding) + ((0, 0),)
     if kind == "max":
-        low = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
-        return jax.lax.reduce_window(x, jnp.asarray(low, x.dtype), jax.lax.max, dims, steps, pads)
+        # A Python scalar init lets JAX recognise the max reduction (and differentiate it).
+        low = -float("inf") if jnp.issubdtype(x.dtype, jnp.floating) else int(jnp.iinfo(x.dtype).min)
+        return jax.lax.reduce_window(x, low, jax.lax.max, dims, steps, pads)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
-    total = jax.lax.reduce_window(x, jnp.zeros((), x.dtype), jax.lax.add, dims, steps, pads)
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, steps, pads)
     if padding == "VALID":
         return total / jnp.asarray(math.prod(window), x.dtype)
     # Count of the real (unpadded) inputs under each window: only the spatial axes matter.
     ones = jnp.ones(x.shape[-(n + 1):-1] + (1,), x.dtype)
-    count = jax.lax.reduce_window(ones, jnp.zeros((), x.dtype), jax.lax.add, window + (1,), strides + (1,),
+    count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, window + (1,), strides + (1,),
                                   padding if isinstance(padding, str) else tuple(padding) + ((0, 0),))
     return total / count
 
