@@ -50,10 +50,10 @@ def serve(port: int = 0, *, open_browser: bool = True, out=None) -> int:
     out = sys.stdout if out is None else out
     server = make_server(port)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
-    print(f"fnn playground: serving {url} (Ctrl-C to stop)", file=out, flush=True)
-    if open_browser:
-        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
-    try:
+    try:   # from the first line printed on, Ctrl-C is a clean exit
+        print(f"fnn playground: serving {url} (Ctrl-C to stop)", file=out, flush=True)
+        if open_browser:
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         print("fnn playground: stopped", file=out, flush=True)

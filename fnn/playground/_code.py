@@ -30,7 +30,7 @@ def script(config: Config, epochs: int) -> str:
             f"                                     learning_rate={c.learning_rate!r}, max_epochs={max(epochs, 1)})",
             "test_error = (fnn.perceptron.predict(params, data.x_test) != data.y_test).mean()",
             'print(f"epochs {int(history.epochs)} converged {bool(history.converged)} "',
-            '      f"test error {float(test_error):.6f}")',
+            '      f"test error {float(test_error):.9g}")',
         ]
     else:
         opt = f"fnn.optimizers.{c.optimizer}({c.learning_rate!r})"
@@ -42,6 +42,6 @@ def script(config: Config, epochs: int) -> str:
             f"result = fnn.fit(model, params, {opt}, data.x_train, data.y_train,",
             f"                 epochs={epochs}, batch_size={c.batch_size}, key=k_order,",
             "                 eval_data=(data.x_test, data.y_test), progress=False)",
-            'print(f"epoch {result.epoch} test loss {float(result.history[\'eval_loss\'][-1]):.6f}")',
+            'print(f"epoch {result.epoch} test loss {float(result.history[\'eval_loss\'][-1]):.9g}")',
         ]
     return "\n".join(head + body) + "\n"

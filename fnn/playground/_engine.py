@@ -5,8 +5,9 @@ order of :func:`fnn.training.epoch_order`, a ``lax.scan`` of
 :func:`fnn.training.train_step` over the full batches, one more step on the ragged
 last batch, the test loss after every epoch), then evaluates every view on the grid:
 the output heat map, one map per hidden neuron and the per-layer gradient norms. The
-learning rate and weight decay are traced arguments, so changing them does not
-recompile; sizes, the activation and the optimizer do.
+number of epochs (0 for the first picture), the learning rate, weight decay and data
+are traced arguments, so changing them does not recompile; the layer sizes, batch
+size, activation and optimizer (:class:`_Shape`) do.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import optax
 
 import fnn
-from fnn.playground._config import Config
+from fnn.playground._config import LIMITS, Config
 
 __all__ = ["Run", "start", "advance", "DOMAIN", "GRID", "NEURON_GRID"]
 
@@ -100,14 +101,28 @@ def _hidden_maps(activation: str, params: list, x: jax.Array) -> jax.Array:
     return units / jnp.maximum(jnp.max(jnp.abs(units), axis=1, keepdims=True), 1e-6)
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
-def _network_update(config: Config, params, opt_state, key, epoch, learning_rate, weight_decay,
+class _Shape(NamedTuple):
+    """What the compiled update depends on; everything else is a traced argument."""
+
+    hidden: tuple
+    activation: str
+    optimizer: str
+    batch_size: int
+
+
+def _shape(config: Config) -> _Shape:
+    return _Shape(config.hidden, config.activation, config.optimizer, config.batch_size)
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def _network_update(shape: _Shape, params, opt_state, key, epoch, epochs, learning_rate, weight_decay,
                     x, y, x_test, y_test):
-    model = model_of(config)
-    opt = optimizer(config.optimizer, learning_rate, weight_decay)
+    """``epochs`` (traced, up to the largest ``epochs_per_update``) epochs, then the views."""
+    model = fnn.mlp(list(shape.hidden) + [2], shape.activation)
+    opt = optimizer(shape.optimizer, learning_rate, weight_decay)
     loss = fnn.losses.softmax_cross_entropy
     n = x.shape[0]
-    batch = min(config.batch_size, n)
+    batch = min(shape.batch_size, n)
     full, rest = divmod(n, batch)
 
     def train(carry, xb, yb):
@@ -115,24 +130,27 @@ def _network_update(config: Config, params, opt_state, key, epoch, learning_rate
         p, s, value = fnn.training.train_step(p, s, xb, yb, model=model, optimizer=opt, loss=loss)
         return (p, s), value
 
-    def one_epoch(carry, e):
-        perm = fnn.training.epoch_order(key, e, n)
+    def one_epoch(i, c):
+        carry, train_loss, test_loss = c
+        perm = fnn.training.epoch_order(key, epoch + i, n)
         xs, ys = x[perm], y[perm]
         carry, losses = jax.lax.scan(
-            lambda c, i: train(c, jax.lax.dynamic_slice_in_dim(xs, i * batch, batch),
-                               jax.lax.dynamic_slice_in_dim(ys, i * batch, batch)),
+            lambda c, j: train(c, jax.lax.dynamic_slice_in_dim(xs, j * batch, batch),
+                               jax.lax.dynamic_slice_in_dim(ys, j * batch, batch)),
             carry, jnp.arange(full))
         total = jnp.sum(losses) * batch
         if rest:
             carry, last = train(carry, xs[full * batch:], ys[full * batch:])
             total = total + last * rest
-        return carry, (total / n, loss(model.apply(carry[0], x_test), y_test))
+        return (carry, train_loss.at[i].set(total / n),
+                test_loss.at[i].set(loss(model.apply(carry[0], x_test), y_test)))
 
-    (params, opt_state), (train_loss, test_loss) = jax.lax.scan(
-        one_epoch, (params, opt_state), epoch + jnp.arange(config.epochs_per_update))
+    buffer = jnp.full((LIMITS["epochs_per_update"][1],), jnp.nan)
+    (params, opt_state), train_loss, test_loss = jax.lax.fori_loop(
+        0, epochs, one_epoch, ((params, opt_state), buffer, buffer))
     grads = jax.grad(lambda p: loss(model.apply(p, x), y))(params)
     views = {"output": jax.nn.softmax(model.apply(params, _grid(GRID)))[:, 1],
-             "neurons": _hidden_maps(config.activation, params, _grid(NEURON_GRID)),
+             "neurons": _hidden_maps(shape.activation, params, _grid(NEURON_GRID)),
              "grad_norms": fnn.diagnostics.layer_grad_norms(grads)}
     return params, opt_state, train_loss, test_loss, views
 
@@ -170,13 +188,13 @@ def advance(run: Run, train: bool = True) -> tuple[Run, dict]:
             views = _perceptron_views(run.params)
         return run, jax.device_get(views)
     config, d = run.config, run.data
-    if not train:   # the views of the current params: an update of zero epochs
-        config = config._replace(epochs_per_update=0)
+    epochs = config.epochs_per_update if train else 0   # 0: the views of the current params
     params, opt_state, train_loss, test_loss, views = _network_update(
-        config, run.params, run.opt_state, run.key, jnp.int32(run.epoch), jnp.float32(config.learning_rate),
-        jnp.float32(config.weight_decay), d.x_train, d.y_train, d.x_test, d.y_test)
+        _shape(config), run.params, run.opt_state, run.key, jnp.int32(run.epoch), jnp.int32(epochs),
+        jnp.float32(config.learning_rate), jnp.float32(config.weight_decay),
+        d.x_train, d.y_train, d.x_test, d.y_test)
     train_loss, test_loss, views = jax.device_get((train_loss, test_loss, views))
-    run = run._replace(params=params, opt_state=opt_state, epoch=run.epoch + config.epochs_per_update,
-                       train_loss=run.train_loss + train_loss.tolist(),
-                       test_loss=run.test_loss + test_loss.tolist())
+    run = run._replace(params=params, opt_state=opt_state, epoch=run.epoch + epochs,
+                       train_loss=run.train_loss + train_loss[:epochs].tolist(),
+                       test_loss=run.test_loss + test_loss[:epochs].tolist())
     return run, views
