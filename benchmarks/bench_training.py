@@ -12,7 +12,14 @@ over ``steps`` batches, Adam, softmax cross-entropy — and reports per-step med
 * ``gemm``: only the matmuls of forward and backward, scanned: the ceiling;
 * ``jit_step``: hand-written jitted step in a Python loop (no donation);
 * ``fnn_step``: ``fnn.training.make_train_step`` (donating) in a Python loop;
-* the peers' idiomatic Python loops: stax, flax.linen, haiku, equinox, flax.nnx.
+* the peers' idiomatic Python loops: stax, flax.linen, haiku, equinox, flax.nnx;
+* Keras 3 on the JAX backend (``model.fit``, and with ``steps_per_execution`` = the
+  steps of an epoch: ``keras-jax[spe]``) and PyTorch on CPU (the standard loop).
+
+The ``regularised`` case is 784-512-512-10 with batch norm and dropout 0.2 in every
+hidden layer (``fnn.mlp(..., dropout=0.2, batch_norm=True)``) against a hand-written
+``lax.scan`` doing the same computation, flax.linen (``nn.BatchNorm``, ``nn.Dropout``)
+and equinox (``nn.BatchNorm`` with ``nn.State``, ``nn.Dropout``).
 
 ``ratio`` is each variant's median over ``scan``'s; ``gflop_per_s`` counts the matmul
 FLOPs of forward + backward. ``compile_s`` is the first call (trace, compile, one run).
@@ -39,6 +46,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import _peers  # noqa: E402
+import _peers_eager  # noqa: E402
+import _peers_regularised  # noqa: E402
 from _common import format_table, record, time_interleaved, write_json  # noqa: E402
 
 CASES = {
@@ -47,9 +56,28 @@ CASES = {
     "small": _peers.Problem((64, 128, 10), 64, 64, 16),
     "medium": _peers.Problem((784, 512, 512, 10), 256, 8, 2),
     "large": _peers.Problem((784, 2048, 2048, 10), 1024, 2, 1),
+    "regularised": _peers.Problem((784, 512, 512, 10), 256, 8, 2),
 }
 SMOKE = _peers.Problem((2, 16, 2), 4, 8, 2)
 COLUMNS = ["case", "variant", "per_step_us", "ratio", "gflop_per_s", "compile_s"]
+
+
+def regularised_variants(problem: _peers.Problem, python_loops: bool) -> dict:
+    out = {"scan": _peers_regularised.hand_scan(problem), "fit": _peers_regularised.fnn_fit(problem)}
+    if python_loops:
+        out.update(_installed(_peers_regularised.PEERS, problem))
+    return out
+
+
+def _installed(peers: dict, problem: _peers.Problem) -> dict:
+    out = {}
+    for name, build in peers.items():
+        run = build(problem)
+        if run is None:
+            print(f"  skipped {name}: not installed (pip install -e '.[bench]')")
+        else:
+            out[name] = run
+    return out
 
 
 def variants(problem: _peers.Problem, python_loops: bool) -> dict:
@@ -63,17 +91,13 @@ def variants(problem: _peers.Problem, python_loops: bool) -> dict:
     if python_loops:
         out["jit_step"] = _peers.hand_jit_step(problem)
         out["fnn_step"] = _peers.fnn_train_step(problem)
-        for name, build in _peers.PEERS.items():
-            run = build(problem)
-            if run is None:
-                print(f"  skipped {name}: not installed (pip install -e '.[bench]')")
-            else:
-                out[name] = run
+        out.update(_installed({**_peers.PEERS, **_peers_eager.PEERS}, problem))
     return out
 
 
 def bench_case(name: str, problem: _peers.Problem, repeats: int, python_loops: bool) -> list:
-    cases = {k: (run, ()) for k, run in variants(problem, python_loops).items()}
+    build = regularised_variants if name == "regularised" else variants
+    cases = {k: (run, ()) for k, run in build(problem, python_loops).items()}
     timings = time_interleaved(cases, repeats=repeats, warmup=1, number=1)
     steps = problem.steps * problem.epochs
     flops = problem.flops_per_step()
