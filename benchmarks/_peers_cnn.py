@@ -294,7 +294,7 @@ def torch_loop(problem: CNNProblem) -> Callable | None:
     model = torch.nn.Sequential(*layers)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn = torch.nn.CrossEntropyLoss()
-    batches = [(torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy()), torch.from_numpy(np.asarray(y)).long())
+    batches = [(torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy()), torch.from_numpy(np.array(y)).long())
                for x, y in problem.batches()]
 
     def run():
