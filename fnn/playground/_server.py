@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -109,6 +110,12 @@ def update_json(run: _engine.Run, views: dict, since: int, with_data: bool) -> d
 class _Handler(BaseHTTPRequestHandler):
     server_version = "fnn-playground"
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        # Headers and body leave in two writes: without this, Nagle's algorithm and the
+        # client's delayed ACK hold the body ~40 ms (measured: 48 ms against 2.5 ms).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format, *args):      # quiet: the terminal shows the URL only
         pass
