@@ -9,10 +9,15 @@ deliberately high learning rate (0.05, where ReLU units do die) four times, with
 Leaky ReLU, PReLU and ELU, and prints the fraction of never-active hidden units after
 every epoch, and the learned PReLU slopes.
 
-What the measurement shows: the same rule ("z <= 0 on every example") counts leaky and
-PReLU units too, and many of them are just as "off" as ReLU's. The difference the fix
-makes is that their gradient is s z or alpha z instead of 0, so they may come back; ELU
-units, whose output is smooth below 0, are off least often.
+What the measurement shows (default run): ReLU's never-active fraction climbs from
+0.39 after epoch 1 to 0.51 after 30 (81% of the second layer) and never comes down:
+dead ReLU units stay dead. The same rule counts leaky ReLU and PReLU units too, and a
+third of them are "off" (0.34, 0.33) — they are not dead, their gradient is s or alpha
+times the upstream one, and their fraction goes up and down from epoch to epoch. ELU
+is off least (0.13). The learned PReLU slopes do not stay near 0.25: they go to about
+0 and below (-0.13 in layer 1), where the unit is no longer a "leaky" ReLU at all.
+The notes are right that ReLU units die; "leaky ReLU solves it" holds only in the
+sense that its off units keep a (small) gradient.
 
 Run::
 

@@ -8,11 +8,12 @@ tanh, ReLU and ELU (same init key, same batches, Adam lr 0.01), and after every 
 mean and standard deviation of the outputs on the training set; the training loss of
 each is drawn next to it.
 
-What the measurement shows: sigmoid's layers sit near 0.5 and ReLU's well above 0;
-tanh's means stay close to 0 — and ELU's are positive (it is zero-centred only in
-comparison with ReLU, its negative half is bounded by -1). Whether the zero-centred
-ones also *train* faster is the right-hand plot: on this problem the ranking by loss
-does not follow the ranking by mean (ReLU, not zero-centred, is among the fastest).
+What the measurement shows (default run): tanh's layer means are the closest to 0
+(-0.07 to 0.16); sigmoid's and ReLU's are positive (sigmoid 0.11-0.56, ReLU 0.31-0.84);
+ELU's are positive too and grow with depth (0.10 to 0.94): ELU is zero-centred only
+next to ReLU, its negative half is bounded by -1. Zero-centred does not mean fastest
+here: after 30 epochs ReLU has the lowest loss (0.026), then ELU (0.067) and tanh
+(0.071), while sigmoid has barely moved from log 2 (0.63; its gradient vanishes).
 
 Run::
 

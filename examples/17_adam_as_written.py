@@ -18,6 +18,13 @@ problem (same init, same batches), prints the size of their first steps, and als
 trains Adam's two halves alone: the "smoothing" (the moving average V, momentum) and
 the "learning rate adaptive" part (the division by sqrt S, RMSProp).
 
+What the measurement shows (default run, lr 0.003): the notes' first step is 3.162 lr
+for the weights with large gradients (median 2.82 lr; small gradients feel eps), Adam's
+is lr; with this small rate the notes' version, effectively three times larger at the
+start, even reaches a lower loss after 40 epochs (0.38 against 0.55). Each half alone
+trains worse than both (momentum alone 0.66, the adaptive rate alone 0.66, its first
+step 31.6 lr uncorrected).
+
 Run::
 
     python examples/17_adam_as_written.py          # ~30 s on 2 CPU cores
@@ -110,10 +117,14 @@ def main(argv=None):
     for name, opt in list(optimizers.items())[:2 if args.tiny else 4]:   # --tiny: a smoke test
         losses, first = train(model, params, opt, x, y, epochs=epochs, batch_size=32, key=k_order)
         sizes = jnp.concatenate([jnp.abs(u).ravel() for u in jax.tree.leaves(first)]) / lr
-        first_step[name] = float(jnp.median(sizes))
+        # The largest is the clean figure: where |g| >> sqrt(eps) it is the closed form
+        # (1 - b1) / sqrt(1 - b2) (1 with bias correction); small gradients, where eps
+        # matters, pull the median down.
+        first_step[name] = float(jnp.max(sizes))
         curves[name] = losses
         final[name] = float(jnp.mean(losses[-x.shape[0] // 32:]))
-        print(f"{name:<31}: first step median |dw| / lr = {first_step[name]:.3f}; loss step 1 "
+        print(f"{name:<31}: first step |dw| / lr largest {first_step[name]:.3f}, median "
+              f"{float(jnp.median(sizes)):.3f}; loss step 1 "
               f"{float(losses[0]):.4f} -> last epoch {final[name]:.4f}")
     b1, b2 = 0.9, 0.999
     print(f"closed form of the notes' first step: (1 - b1) / sqrt(1 - b2) = {(1 - b1) / (1 - b2) ** 0.5:.3f}")
