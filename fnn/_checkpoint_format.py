@@ -18,10 +18,13 @@ any array is allocated; any failure raises :class:`CheckpointError`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import secrets
+import stat
 import struct
 import sys
 import zlib
@@ -36,6 +39,8 @@ MAGIC = b"FNNCKPT\x00"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sIQI")  # magic, version, header length, header CRC-32
 _MAX_DIM = 2**40
+_MAX_ELEMENTS = 2**62  # NumPy indexes with int64: a shape beyond it cannot exist, even empty
+_MAX_STEM = 200  # the temp name adds at most 25 characters; NAME_MAX is 255
 _MAX_NDIM = 32
 DTYPES = {np.dtype(d).name: np.dtype(d) for d in (
     np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
@@ -82,18 +87,77 @@ def write_chunks(f, chunks) -> None:
         f.write(chunk)
 
 
-def atomic_write(path: str, chunks) -> None:
+def _temp_stem(name: str) -> str:
+    """The target's basename, shortened (with a hash) so that the temp name fits NAME_MAX."""
+    if len(name) <= _MAX_STEM:
+        return name
+    return name[:_MAX_STEM - 9] + "~" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but not ours (EPERM), or cannot tell: keep its file
+        return True
+    return True
+
+
+def _remove_stale(folder: str, stem: str, own: str) -> None:
+    """Delete temp files of the same target left by killed saves.
+
+    Only names of the temp pattern, regular files (not links), older than our own temp
+    file and made by a process that no longer runs: a save in progress is never touched.
+    """
+    pattern = re.compile(r"\." + re.escape(stem) + r"\.(\d+)-[0-9a-f]{8}\.tmp")
+    try:
+        mine = os.stat(os.path.join(folder, own)).st_mtime_ns
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or name == own or _alive(int(match.group(1))):
+            continue
+        stale = os.path.join(folder, name)
+        try:
+            info = os.lstat(stale)
+            if stat.S_ISREG(info.st_mode) and info.st_mtime_ns < mine:
+                os.unlink(stale)
+        except OSError:
+            pass
+
+
+def target(fn: str, path: str) -> tuple:
+    """``(folder, basename)`` to write ``path`` into, resolved as the kernel will.
+
+    The folder is ``dirname(path)`` as given (``link/..`` is resolved by the kernel, not
+    lexically); a symlink at ``path`` is followed, so its target is replaced, not the link.
+    """
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+    folder, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        fail(fn, "path", "name a file", repr(path))
+    return folder or os.curdir, name
+
+
+def atomic_write(path: str, chunks, fn: str = "checkpoint.save") -> None:
     """Write ``chunks`` to a temp file beside ``path``, fsync, rename over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
+    folder, name = target(fn, path)
+    path, stem = os.path.join(folder, name), _temp_stem(name)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+        own = f".{stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        tmp = os.path.join(folder, own)
         try:
             fd = os.open(tmp, flags, 0o666)  # the umask applies, as for a plain open()
             break
         except FileExistsError:
             continue
     try:
+        _remove_stale(folder, stem, own)
         with os.fdopen(fd, "wb") as f:
             write_chunks(f, chunks)
             f.flush()
@@ -135,6 +199,7 @@ def _array_entry(entry: Any, path: str) -> tuple:
     shape, nbytes, crc = entry.get("shape"), entry.get("nbytes"), entry.get("crc32")
     if (dtype is None or not isinstance(shape, list) or len(shape) > _MAX_NDIM
             or not all(type(d) is int and 0 <= d <= _MAX_DIM for d in shape)
+            or math.prod(max(d, 1) for d in shape) > _MAX_ELEMENTS
             or type(nbytes) is not int or type(crc) is not int
             or nbytes != math.prod(shape) * dtype.itemsize):
         corrupt(path, "a malformed array entry in the header")

@@ -17,7 +17,12 @@ Failure behaviour:
 
 * :func:`save` writes a temporary file in the destination folder, flushes and fsyncs it,
   then renames it over ``path`` (and fsyncs the folder). A crash or exception mid-save
-  leaves the previous checkpoint intact and removes the temporary file.
+  leaves the previous checkpoint intact and removes the temporary file; a temporary file
+  left by a killed save (``.<name>.<pid>-<hex>.tmp``, of a process no longer running and
+  older than the new one) is deleted by the next save of the same ``path``. The folder
+  is ``path``'s as the kernel resolves it (``link/../x.ckpt`` included); a symlink at
+  ``path`` is followed: the file it points to is replaced and the link stays. Names up
+  to the filesystem's 255 characters work (the temporary name is shortened with a hash).
 * :func:`load` raises :class:`CheckpointError` (a ``ValueError``) for every file that is
   not an intact fnn checkpoint — empty, truncated, foreign (pickle, npz, ...), corrupted
   or crafted — and when ``like`` does not match, naming the first differing leaf by its
@@ -28,13 +33,17 @@ Conventions that differ from pickle-based tools (``torch.save``, ``flax.serializ
 msgpack): NamedTuples (optax states) are stored with their type and field names but,
 since no class is ever imported from a file, load back as plain tuples unless ``like``
 provides the type. Dicts load as plain ``dict`` in their saved key order. Arrays load
-as ``jax.Array`` on the default device (64-bit arrays become 32-bit unless
-``jax_enable_x64`` is on, as with any ``jnp.asarray``); NumPy scalars load as 0-d arrays.
+as ``jax.Array`` on the default device; NumPy scalars load as 0-d arrays. 64-bit arrays
+become 32-bit unless ``jax_enable_x64`` is on, as with any ``jnp.asarray`` (float64
+rounded to float32), but never silently wrong: an integer outside the 32-bit range, or a
+finite float that float32 would turn into inf, raises :class:`CheckpointError` asking for
+x64.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, NoReturn
 
 import jax
@@ -76,6 +85,10 @@ def _encode(node: Any, path: str, blobs: list, depth: int) -> dict:
         return {"t": "none"}
     for tag, kind in _SCALARS.items():
         if type(node) is kind:  # exact types: bool is not an int here, IntEnum is rejected
+            if kind is int and not _printable(node):
+                fail("checkpoint.save", "tree", f"hold Python ints of at most {sys.get_int_max_str_digits()} "
+                     "digits (store bigger numbers as a str)", f"an int of {node.bit_length()} bits at {path}",
+                     TypeError)
             return {"t": tag, "v": node}
     if isinstance(node, dict):
         bad = [k for k in node if not isinstance(k, str)]
@@ -91,6 +104,33 @@ def _encode(node: Any, path: str, blobs: list, depth: int) -> dict:
                 "items": [_encode(v, f"{path}[{i}]", blobs, depth + 1) for i, v in enumerate(node)]}
     fail("checkpoint.save", "tree", "hold only dicts, lists, tuples, NamedTuples, None, arrays "
          "and Python bool/int/float/str", f"{type(node).__name__} at {path}", TypeError)
+
+
+def _printable(n: int) -> bool:
+    """Whether JSON can write ``n`` (Python limits int-to-str conversion to 4300 digits)."""
+    try:
+        str(n)
+    except ValueError:
+        return False
+    return True
+
+
+def _narrowed(arr: np.ndarray, at: str, path: str) -> np.ndarray:
+    """``arr`` as ``jnp.asarray`` will hold it; refuse 64-bit values that 32 bits would change."""
+    to = jax.dtypes.canonicalize_dtype(arr.dtype)
+    if to == arr.dtype:
+        return arr
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is what is checked next
+        narrow = arr.astype(to)
+    if np.issubdtype(arr.dtype, np.integer):
+        kept = np.array_equal(narrow.astype(arr.dtype), arr)
+    else:  # floats and complex: rounding is the documented rule, overflow to inf is refused
+        kept = np.array_equal(np.isfinite(narrow), np.isfinite(arr))
+    if not kept:
+        raise CheckpointError(message(
+            "checkpoint.load", "path", f"hold {arr.dtype} values that fit {to} while jax_enable_x64 is off "
+            "(enable it to load them exactly)", f"values out of range at {at} ({path!r})"))
+    return narrow
 
 
 def _add(value: Any, path: str, blobs: list) -> int:
@@ -113,7 +153,9 @@ def save(path: str | os.PathLike, tree: Any) -> None:
         ``bool``/``int``/``float``/``str`` scalars.
 
     Raises:
-      TypeError: a leaf or container of another type (the message gives its path).
+      TypeError: a leaf or container of another type, or a Python int too long for JSON
+        (over 4300 digits); the message gives its path.
+      ValueError: ``path`` names a folder (``""``, ``"."``, ``".."``).
       OSError: the file could not be written; ``path`` is then left as it was.
 
     Example:
@@ -177,7 +219,7 @@ def _decode(spec: Any, ctx: dict, like: Any, at: str, depth: int) -> Any:
         if type(index) is not int or not 0 <= index < len(ctx["arrays"]) or index in ctx["used"]:
             bad()
         ctx["used"].add(index)
-        leaf = jnp.asarray(ctx["arrays"][index])
+        leaf = jnp.asarray(_narrowed(ctx["arrays"][index], at, ctx["path"]))
         if tag == "key":
             if not isinstance(spec.get("impl"), str):
                 bad()

@@ -5,6 +5,8 @@ import json
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import zlib
 from typing import NamedTuple
 
@@ -405,6 +407,101 @@ def test_load_array_claiming_huge_size(ckpt, shape):
 def test_load_crafted_headers(ckpt, header, data, expected):
     _craft(ckpt, header, data)
     assert expected in _load_error(ckpt)
+
+
+@pytest.mark.parametrize("shape", [[2**32, 2**32, 0], [0, 2**40, 2**40, 2**40]])
+def test_load_empty_array_of_impossible_shape_is_a_checkpoint_error(ckpt, shape):
+    _craft(ckpt, _header({"t": "array", "i": 0},
+                         [{"path": "tree", "dtype": "float32", "shape": shape, "nbytes": 0, "crc32": 0}]))
+    assert "malformed array entry" in _load_error(ckpt)
+
+
+def test_load_header_with_a_huge_int_is_a_checkpoint_error(ckpt):
+    _craft(ckpt, b'{"format": "fnn.checkpoint", "version": 1, "tree": {"t": "int", "v": ' + b"9" * 5000
+           + b'}, "arrays": []}')
+    assert "not valid JSON" in _load_error(ckpt)
+
+
+def test_save_int_beyond_json_digit_limit_raises_type_error(ckpt):
+    with pytest.raises(TypeError, match=r"checkpoint.save: tree must hold Python ints of at most 4300 digits"
+                                        r".*at tree\['n'\]"):
+        save(ckpt, {"n": 10**5000})
+    assert not os.listdir(os.path.dirname(ckpt))
+    save(ckpt, {"n": 10**4299})
+    assert load(ckpt)["n"] == 10**4299
+
+
+@pytest.mark.parametrize("value", [np.array([2**40], np.int64), np.array([1e300]), np.array([-2**31 - 1]),
+                                   np.array([1e300 + 1j])])
+def test_load_64_bit_values_out_of_32_bit_range_without_x64_refused(ckpt, value):
+    save(ckpt, {"a": value})
+    with pytest.raises(CheckpointError, match=r"checkpoint.load: path must hold .* values that fit .* while "
+                                              r"jax_enable_x64 is off.*at tree\['a'\]"):
+        load(ckpt)
+
+
+def test_load_64_bit_values_in_32_bit_range_without_x64_narrowed(ckpt):
+    save(ckpt, {"i": np.array([-2**31, 2**31 - 1], np.int64), "f": np.array([0.1, np.inf, np.nan])})
+    tree = load(ckpt)
+    assert tree["i"].dtype == jnp.int32 and tree["i"].tolist() == [-2**31, 2**31 - 1]
+    np.testing.assert_array_equal(tree["f"], np.array([0.1, np.inf, np.nan], np.float32))
+
+
+def test_load_64_bit_values_out_of_32_bit_range_with_x64_exact(ckpt, x64):
+    save(ckpt, {"a": np.array([2**40], np.int64)})
+    assert load(ckpt)["a"].tolist() == [2**40]
+
+
+@pytest.mark.parametrize("length", [238, 246, 255])
+def test_save_basename_up_to_name_max(tmp_path, length):
+    path = tmp_path / ("n" * (length - 5) + ".ckpt")
+    save(path, {"w": jnp.ones(2)})
+    assert load(path)["w"].tolist() == [1.0, 1.0]
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_save_through_link_dotdot_uses_the_kernels_folder(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    os.symlink(tmp_path / "a" / "b", tmp_path / "link")
+    save(str(tmp_path / "link" / ".." / "x.ckpt"), {"w": jnp.ones(1)})  # link/.. is a/, not tmp_path
+    assert sorted(os.listdir(tmp_path / "a")) == ["b", "x.ckpt"]
+    assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "real.ckpt").write_bytes(b"old")
+    os.symlink("real.ckpt", tmp_path / "latest.ckpt")
+    save(tmp_path / "latest.ckpt", {"w": jnp.ones(1)})
+    assert os.readlink(tmp_path / "latest.ckpt") == "real.ckpt"
+    assert load(tmp_path / "real.ckpt")["w"].tolist() == [1.0]
+
+
+@pytest.mark.parametrize("path", ["", ".", "..", "folder/"])
+def test_save_path_naming_a_folder_raises(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="checkpoint.save: path must name a file"):
+        save(path, {"w": jnp.ones(1)})
+
+
+def test_save_removes_only_stale_temp_files_of_its_target(tmp_path):
+    path = tmp_path / "m.ckpt"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    names = {"stale": f".m.ckpt.{dead}-0123abcd.tmp", "live": f".m.ckpt.{os.getpid()}-0123abcd.tmp",
+             "other": f".n.ckpt.{dead}-0123abcd.tmp", "foreign": f".m.ckpt.{dead}-xyz.tmp",
+             "newer": f".m.ckpt.{dead}-fedcba98.tmp"}
+    for key, name in names.items():
+        (tmp_path / name).write_bytes(b"x")
+        if key != "newer":
+            os.utime(tmp_path / name, ns=(0, 0))
+        else:
+            os.utime(tmp_path / name, ns=(2**62, 2**62))
+    os.symlink("m.ckpt", tmp_path / f".m.ckpt.{dead}-aaaaaaaa.tmp")
+    save(path, {"w": jnp.ones(1)})
+    left = set(os.listdir(tmp_path))
+    assert names["stale"] not in left
+    assert {names[k] for k in ("live", "other", "foreign", "newer")} <= left
+    assert f".m.ckpt.{dead}-aaaaaaaa.tmp" in left
 
 
 def test_load_future_format_version(ckpt):

@@ -147,6 +147,13 @@ def _has_matplotlib() -> bool:
     (["train", "--activation", "softmax"], "--activation"),
     (["train", "--ensemble", "0"], "--ensemble"),
     (["train", "--unknown"], "--unknown"),
+    (["train", "--hidden", "99999999999999999999"], "at most 65,536"),
+    (["train", "--hidden", "2147483648"], "at most 65,536"),
+    (["train", "--epochs", "1000000000"], "at most 1,000,000"),
+    (["train", "--ensemble", "1000000"], "at most 1,024"),
+    (["train", "--seed", "1180591620717411303424"], "2**63-1"),
+    (["train", "--samples", "9" * 5000], "--samples"),
+    (["train", "--checkpoint-every", "0"], "--checkpoint-every"),
     (["evaluate"], "path"),
     (["frobnicate"], "frobnicate"),
 ])
@@ -181,7 +188,7 @@ def test_fnn_errors_exit_1_with_one_line(digits_run, tmp_path, monkeypatch):
 def test_help_is_complete_for_each_subcommand():
     parser = build_parser()
     subcommands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(subcommands) == {"train", "evaluate"}
+    assert set(subcommands) == {"train", "evaluate", "playground"}
     code, top, _ = _run(["--help"])
     assert code == 0 and "train" in top and "evaluate" in top
     for name, sub in subcommands.items():
@@ -234,3 +241,92 @@ def test_train_keeps_compiled_programs_on_disk_and_reuses_them(tmp_path):
     off = tmp_path / "unused"
     _cli_subprocess([*args, "--no-compilation-cache"], off)
     assert not off.exists()
+
+
+def test_train_bounds_the_parameter_count_with_one_line(tmp_path):
+    code, stdout, stderr = _run(["train", "--hidden", "65536,65536", "--out", str(tmp_path / "r")])
+    assert code == 1 and stderr.count("\n") == 1 and "at most 100,000,000 parameters" in stderr, stderr
+    assert stdout == ""
+
+
+def _edited(digits_run, tmp_path, text):
+    folder = tmp_path / "edited"
+    shutil.copytree(digits_run[0], folder)
+    (folder / "config.json").write_text(text)
+    return folder
+
+
+def _config_with(digits_run, **changes):
+    doc = json.loads((digits_run[0] / "config.json").read_text())
+    doc["config"].update(changes)
+    return json.dumps({k: v for k, v in doc.items()})
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda run: "[1, 2]", "must hold a JSON object with a 'config' object; got list"),
+    (lambda run: '{"config": 3}', "must hold a JSON object with a 'config' object"),
+    (lambda run: "{not json", "must be valid JSON"),
+    (lambda run: json.dumps({"config": {"data": "digits"}}), "must give config.samples"),
+    (lambda run: _config_with(run, hidden="32"), "config.hidden must be a list of layer sizes"),
+    (lambda run: _config_with(run, seed=1.5), "config.seed must be an integer"),
+    (lambda run: _config_with(run, ensemble=10**9), "config.ensemble must be an integer from 1 to 1024"),
+    (lambda run: _config_with(run, data=["digits"]), "config.data must be one of"),
+])
+def test_evaluate_hand_edited_config_exits_1_naming_the_file(digits_run, tmp_path, edit, expected):
+    folder = _edited(digits_run, tmp_path, edit(digits_run))
+    code, _, stderr = _run(["evaluate", str(folder)])
+    assert code == 1 and stderr.count("\n") == 1, stderr
+    assert str(folder / "config.json") in stderr and expected in stderr, stderr
+
+
+@pytest.mark.parametrize("damage", ["missing_plot", "empty_history", "bad_history"])
+def test_evaluate_refuses_an_incomplete_run_folder(digits_run, tmp_path, damage):
+    folder = tmp_path / "incomplete"
+    shutil.copytree(digits_run[0], folder)
+    if damage == "missing_plot":
+        os.unlink(folder / "loss.png")
+    else:
+        (folder / "history.json").write_text("" if damage == "empty_history" else "[")
+    code, _, stderr = _run(["evaluate", str(folder)])
+    assert code == 1 and stderr.count("\n") == 1, stderr
+    assert ("loss.png is missing" if damage == "missing_plot" else "history.json") in stderr, stderr
+
+
+def test_train_records_every_file_in_the_config(digits_run):
+    out, _, _, _, config = digits_run
+    assert sorted(config["files"]) == sorted(os.listdir(out))
+
+
+def test_train_replaces_the_previous_folder_whole(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stale.png").write_bytes(b"old")
+    code, _, _ = _run(["train", "--data", "xor", "--hidden", "4", "--epochs", "2", "--out", str(out)])
+    assert code == 0
+    assert "stale.png" not in os.listdir(out) and sorted(os.listdir(tmp_path)) == ["run"]
+
+
+@pytest.mark.parametrize("make", ["file", "under_a_file"])
+def test_train_unusable_out_fails_before_training(tmp_path, make):
+    (tmp_path / "f").write_text("x")
+    out = tmp_path / "f" if make == "file" else tmp_path / "f" / "run"
+    code, stdout, stderr = _run(["train", "--data", "xor", "--epochs", "2", "--out", str(out)])
+    assert code == 1 and stderr.count("\n") == 1 and "--out must be" in stderr, stderr
+    assert stdout == ""  # nothing loaded or trained
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_train_read_only_out_fails_before_training(tmp_path):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        code, stdout, stderr = _run(["train", "--data", "xor", "--epochs", "2", "--out", str(out)])
+    finally:
+        out.chmod(0o755)
+    assert code == 1 and "--out must be a folder you can write" in stderr and stdout == "", stderr
+
+
+def test_train_resume_without_an_interrupted_run_exits_1(tmp_path):
+    code, _, stderr = _run(["train", "--data", "xor", "--resume", "--out", str(tmp_path / "r")])
+    assert code == 1 and "--resume needs an interrupted run" in stderr, stderr
