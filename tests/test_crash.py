@@ -33,6 +33,14 @@ def _wait_for(condition, proc, timeout=120.0):
         time.sleep(0.01)
 
 
+def _banner(proc):
+    """Read stdout up to the line printed right before fit compiles."""
+    for line in proc.stdout:
+        if line.startswith("fnn train:"):
+            return
+    raise AssertionError(proc.communicate())
+
+
 def _previous(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -50,7 +58,7 @@ def _one_interrupt_line(proc):
 def test_train_sigint_while_compiling_exits_130_and_keeps_previous_folder(tmp_path):
     out = _previous(tmp_path)
     proc = _start([*SMALL, "--epochs", "5", "--out", str(out)])
-    assert proc.stdout.readline().startswith("fnn train:")  # printed right before fit compiles
+    _banner(proc)
     proc.send_signal(signal.SIGINT)
     _one_interrupt_line(proc)
     assert sorted(os.listdir(out)) == ["marker"]
@@ -77,11 +85,11 @@ def test_train_sigint_without_progress_then_resume_equals_uninterrupted(tmp_path
     assert not (tmp_path / ".run.partial").exists()
 
 
-@pytest.mark.parametrize("delay", [0.3, 1.0, 2.5])
+@pytest.mark.parametrize("delay", [0.5, 2.0])
 def test_train_sigint_at_any_moment_leaves_previous_or_complete_folder(tmp_path, delay):
     out = _previous(tmp_path)
     proc = _start([*SMALL, "--epochs", "30", "--out", str(out)])
-    assert proc.stdout.readline().startswith("fnn train:")
+    _banner(proc)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
