@@ -90,9 +90,11 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--width", type=int, default=512, help="hidden width of the train-step MLP")
     parser.add_argument("--batch", type=int, default=128, help="batch of the train step")
     parser.add_argument("--activations", default=",".join(ACTIVATIONS),
-                        help=f"comma-separated subset of {','.join(ACTIVATIONS)} (relu is always timed)")
+                        help=f"comma-separated subset of {','.join(ACTIVATIONS)} (relu is always "
+                             "timed; --tiny alone times relu and prelu)")
     args = parser.parse_args(argv)
-    names = ["relu"] + [n for n in args.activations.split(",") if n and n != "relu"]
+    chosen = "prelu" if args.tiny and args.activations == ",".join(ACTIVATIONS) else args.activations
+    names = ["relu"] + [n for n in chosen.split(",") if n and n != "relu"]
     unknown = sorted(set(names) - set(ACTIVATIONS))
     if unknown:
         parser.error(f"--activations: unknown {unknown}; choose from {list(ACTIVATIONS)}")
