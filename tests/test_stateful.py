@@ -7,6 +7,7 @@ keys of :func:`fnn.training.step_key` for ``fit``, ensembles and sweeps.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import subprocess
@@ -37,6 +38,17 @@ def _data(n=40, d=4, classes=3, seed=0):
     x = jax.random.normal(jax.random.key(seed), (n, d)) * 2.0 + 1.0
     y = jnp.argmax(x[:, :classes] * jnp.array([1.0, -1.0, 0.5]), axis=1)
     return x, y
+
+
+@functools.cache
+def _init(model):
+    """``model.init(KEY, (4,))``, compiled (one program instead of many eager ops), once per model."""
+    return jax.jit(model.init, static_argnums=1)(KEY, (4,))
+
+
+@functools.cache
+def _init_ensemble(model):
+    return jax.jit(lambda keys: fnn.training.init_ensemble(model, keys, (4,)))(jax.random.split(KEY, 2))
 
 
 def _bn_net():
@@ -123,6 +135,14 @@ def test_dropout_jit_equals_eager():
 def test_dropout_without_key_in_training_names_key():
     with pytest.raises(ValueError, match="dropout: key"):
         dropout(0.5).apply((), (), jnp.ones(3), train=True)
+
+
+def test_dropout_given_params_names_params():
+    # A bug fixed with this test: the check of the (empty) params blamed "state".
+    with pytest.raises(ValueError, match=r"dropout: params must be \(\)"):
+        dropout(0.5).apply({"w": jnp.ones(2)}, (), jnp.ones(3))
+    with pytest.raises(ValueError, match=r"dropout: state must be \(\)"):
+        dropout(0.5).apply((), {"w": jnp.ones(2)}, jnp.ones(3))
 
 
 # -------------------------------------------------------------------------- batch norm
@@ -277,13 +297,14 @@ def _loop(model, params, state, x, y, key, epochs, batch_size, shuffle, member=N
     return params, state, np.array(history)
 
 
-@pytest.mark.parametrize("shuffle", [False, True])
-def test_fit_general_model_equals_python_loop_over_train_step(shuffle):
+def test_fit_general_model_equals_python_loop_over_train_step():
+    # With shuffle (the batches follow epoch_order); the fixed order is in the ensemble
+    # test below.
     model = _general_net()
-    params, state = model.init(KEY, (4,))
+    params, state = _init(model)
     x, y = _data()
-    r = fnn.fit(model, params, SGD, x, y, state=state, epochs=2, shuffle=shuffle, **FIT)
-    p, s, h = _loop(model, params, state, x, y, FIT["key"], 2, 16, shuffle)
+    r = fnn.fit(model, params, SGD, x, y, state=state, epochs=2, **FIT)
+    p, s, h = _loop(model, params, state, x, y, FIT["key"], 2, 16, True)
     chex.assert_trees_all_close(r.params, p, rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(r.state, s, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(r.history["train_loss"]), h, rtol=1e-5)
@@ -292,7 +313,7 @@ def test_fit_general_model_equals_python_loop_over_train_step(shuffle):
 
 def test_evaluate_uses_inference_mode():
     model = _general_net()
-    params, state = model.init(KEY, (4,))
+    params, state = _init(model)
     x, y = _data()
     state = jax.tree.map(lambda a: a + 0.5, state)          # running averages away from 0/1
     out = evaluate(model, params, x, y, state=state)
@@ -305,7 +326,7 @@ def test_evaluate_uses_inference_mode():
 
 def test_fit_general_model_without_state_names_state():
     model = _general_net()
-    params, _ = model.init(KEY, (4,))
+    params, _ = _init(model)
     x, y = _data()
     with pytest.raises(ValueError, match="fit: state"):
         fnn.fit(model, params, SGD, x, y, **FIT)
@@ -313,7 +334,7 @@ def test_fit_general_model_without_state_names_state():
 
 def test_fit_general_model_without_key_names_key():
     model = _general_net()
-    params, state = model.init(KEY, (4,))
+    params, state = _init(model)
     x, y = _data()
     with pytest.raises(ValueError, match="fit: key"):
         fnn.fit(model, params, SGD, x, y, state=state, shuffle=False, progress=False)
@@ -327,7 +348,7 @@ def _member(tree, k):
 
 def test_fit_ensemble_member_equals_single_fit_with_batch_norm():
     model = _bn_net()
-    params, state = fnn.training.init_ensemble(model, jax.random.split(KEY, 2), (4,))
+    params, state = _init_ensemble(model)
     x, y = _data()
     r = fnn.training.fit_ensemble(model, params, SGD, x, y, state=state, epochs=2, **FIT)
     chex.assert_shape(r.state[1]["mean"], (2, 8))
@@ -341,12 +362,13 @@ def test_fit_ensemble_member_equals_single_fit_with_batch_norm():
 
 def test_fit_ensemble_member_draws_with_its_step_keys():
     model = _general_net()
-    params, state = fnn.training.init_ensemble(model, jax.random.split(KEY, 2), (4,))
+    params, state = _init_ensemble(model)
     x, y = _data()
-    r = fnn.training.fit_ensemble(model, params, SGD, x, y, state=state, epochs=2, **FIT)
+    r = fnn.training.fit_ensemble(model, params, SGD, x, y, state=state, epochs=2, shuffle=False,
+                                  **FIT)
     for k in range(2):
         p, s, h = _loop(model, _member(params, k), _member(state, k), x, y, FIT["key"], 2, 16,
-                        True, member=k)
+                        False, member=k)
         chex.assert_trees_all_close(_member(r.params, k), p, rtol=1e-5, atol=1e-6)
         chex.assert_trees_all_close(_member(r.state, k), s, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(np.asarray(r.history["train_loss"][k]), h, rtol=1e-5)
@@ -354,7 +376,7 @@ def test_fit_ensemble_member_draws_with_its_step_keys():
 
 def test_fit_sweep_broadcasts_state_and_member_equals_single_fit():
     model = _bn_net()
-    params, state = model.init(KEY, (4,))
+    params, state = _init(model)
     x, y = _data()
     r = fnn.training.fit_sweep(model, params, fnn.optimizers.sgd, jnp.array([0.01, 0.1]), x, y,
                                state=state, epochs=2, **FIT)
@@ -367,48 +389,62 @@ def test_fit_sweep_broadcasts_state_and_member_equals_single_fit():
 
 # ---------------------------------------------------------------------- data parallel
 
+# The sharded run happens in a subprocess with 8 simulated devices; the single-device run
+# it is compared with is the fit of the loop test above (same program, compiled once).
 PARALLEL_SCRIPT = textwrap.dedent("""
+    import sys
     import jax, jax.numpy as jnp, numpy as np, fnn, fnn.parallel
     assert len(jax.devices()) == 8, jax.devices()
-    x = jax.random.normal(jax.random.key(0), (80, 6)) * 2.0 + 1.0
-    y = jnp.argmax(x[:, :3], axis=1)
-    model = fnn.serial(fnn.dense(16), fnn.layers.batch_norm(momentum=0.9), fnn.relu,
-                       fnn.layers.dropout(0.2), fnn.dense(3))
-    params, state = model.init(jax.random.key(1), (6,))
-    opt = fnn.optimizers.sgd(0.1)
-    kw = dict(state=state, epochs=2, batch_size=32, key=jax.random.key(2), progress=False)
-    single = fnn.fit(model, params, opt, x, y, **kw)
-    sharded = fnn.parallel.fit(model, params, opt, x, y, **kw)
-    assert len(sharded.params[0]["w"].sharding.device_set) == 8
-    for a, b in zip(jax.tree.leaves((single.params, single.state)),
-                    jax.tree.leaves((sharded.params, sharded.state))):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
-    for k in single.history:
-        np.testing.assert_allclose(single.history[k], sharded.history[k], rtol=1e-4, atol=1e-5)
+    data = np.load(sys.argv[1])
+    model = fnn.serial(fnn.dense(8), fnn.layers.batch_norm(momentum=0.9), fnn.relu,
+                       fnn.layers.dropout(0.25), fnn.dense(3))
+    template = jax.eval_shape(lambda k: model.init(k, (4,)), jax.random.key(0))
+    leaves, tree = jax.tree.flatten(template)
+    params, state = jax.tree.unflatten(tree, [data[f"p{i}"] for i in range(len(leaves))])
+    r = fnn.parallel.fit(model, params, fnn.optimizers.sgd(0.1), data["x"], data["y"], state=state,
+                         epochs=2, batch_size=16, key=jax.random.key(50), progress=False)
+    assert len(r.params[0]["w"].sharding.device_set) == 8, r.params[0]["w"].sharding
+    leaves = jax.tree.leaves((r.params, r.state, r.history))
+    np.savez(sys.argv[2], *[np.asarray(a) for a in leaves])
     print("OK")
 """)
 
 
-def test_parallel_fit_with_batch_norm_equals_single_device_on_8_devices():
+def test_parallel_fit_with_batch_norm_equals_single_device_on_8_devices(tmp_path):
+    model = _general_net()
+    params, state = _init(model)
+    x, y = _data()
+    start = {f"p{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves((params, state)))}
+    np.savez(tmp_path / "data.npz", x=np.asarray(x), y=np.asarray(y), **start)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
                JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", PARALLEL_SCRIPT], env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", PARALLEL_SCRIPT, str(tmp_path / "data.npz"),
+                          str(tmp_path / "sharded.npz")], env=env, capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("OK")
+    single = fnn.fit(model, params, SGD, x, y, state=state, epochs=2, **FIT)
+    expected = jax.tree.leaves((single.params, single.state, single.history))
+    with np.load(tmp_path / "sharded.npz") as sharded:
+        got = [sharded[f"arr_{i}"] for i in range(len(sharded.files))]
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, np.asarray(b), rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------- resume and NaN guard
 
 def test_fit_resume_from_checkpoint_is_bit_identical(tmp_path):
     model = _general_net()
-    params, state = model.init(KEY, (4,))
+    params, state = _init(model)
     x, y = _data()
     path = tmp_path / "run.ckpt"
-    fnn.fit(model, params, SGD, x, y, state=state, epochs=3, checkpoint=path, **FIT)
-    resumed = fnn.fit(model, None, SGD, x, y, epochs=6, initial=path, **FIT)
-    whole = fnn.fit(model, params, SGD, x, y, state=state, epochs=6, **FIT)
-    assert resumed.epoch == whole.epoch == 6
+    # 2 epochs, checkpointed after each, then resumed to 4 (a history of 4 epochs is a
+    # new program, compiled once for both 4-epoch runs).
+    fnn.fit(model, params, SGD, x, y, state=state, epochs=2, checkpoint=path, **FIT)
+    resumed = fnn.fit(model, None, SGD, x, y, epochs=4, initial=path, **FIT)
+    whole = fnn.fit(model, params, SGD, x, y, state=state, epochs=4, **FIT)
+    assert resumed.epoch == whole.epoch == 4
     chex.assert_trees_all_equal(resumed.params, whole.params)
     chex.assert_trees_all_equal(resumed.state, whole.state)
     chex.assert_trees_all_equal(resumed.opt_state, whole.opt_state)
@@ -417,13 +453,13 @@ def test_fit_resume_from_checkpoint_is_bit_identical(tmp_path):
 
 def test_fit_nan_guard_rolls_back_state_with_params():
     model = _bn_net()
-    params, state = model.init(KEY, (4,))
+    params, state = _init(model)
     x, y = _data()
     opt = fnn.optimizers.sgd(1e30)
     kw = FIT
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        r = fnn.fit(model, params, opt, x, y, state=state, epochs=4, **kw)
+        r = fnn.fit(model, params, opt, x, y, state=state, epochs=2, **kw)
     assert r.nonfinite, "a learning rate of 1e30 did not fail"
     e = r.nonfinite[0].epoch
     assert r.epoch == e
@@ -451,7 +487,7 @@ def test_fit_second_call_with_same_shapes_does_not_retrace():
 
     counter = StatefulLayer(init, apply)
     model = fnn.serial(fnn.dense(3), counter)
-    params, state = model.init(KEY, (4,))
+    params, state = _init(model)
     x, y = _data()
     first = fnn.fit(model, params, SGD, x, y, state=state, epochs=2, **FIT)
     assert float(first.state[1]["count"]) == 6           # 3 steps per epoch, 2 epochs

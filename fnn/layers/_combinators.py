@@ -151,7 +151,7 @@ def fan_out(n: int) -> Layer:
     n = _checks.positive_int("fan_out", "n", n)
 
     def apply(params: Any, x: ArrayLike) -> list:
-        check_empty_state("fan_out", params)
+        check_empty_state("fan_out", params, "params")
         _checks.array_like("fan_out", "x", x)
         return [jnp.asarray(x)] * n
 
@@ -177,7 +177,7 @@ def fan_in_sum() -> Layer:
     """
 
     def apply(params: Any, x: Any) -> jax.Array:
-        check_empty_state("fan_in_sum", params)
+        check_empty_state("fan_in_sum", params, "params")
         xs = _inputs("fan_in_sum", x)
         for i, xi in enumerate(xs[1:], 1):
             if jnp.shape(xi) != jnp.shape(xs[0]):
@@ -210,7 +210,7 @@ def fan_in_concat(axis: int = -1) -> Layer:
     name = f"fan_in_concat({axis})"
 
     def apply(params: Any, x: Any) -> jax.Array:
-        check_empty_state(name, params)
+        check_empty_state(name, params, "params")
         xs = [jnp.asarray(v) for v in _inputs(name, x)]
         first = xs[0].shape
         for i, xi in enumerate(xs):

@@ -93,10 +93,11 @@ def check_train(fn: str, train: Any) -> bool:
     return _checks.boolean(fn, "train", train)
 
 
-def check_empty_state(fn: str, state: Any) -> None:
-    """A layer without state takes ``()`` (or an empty pytree) as its state."""
+def check_empty_state(fn: str, state: Any, arg: str = "state") -> None:
+    """A layer without state (``arg="params"``: without params) takes ``()`` (or an empty pytree)."""
     if jax.tree.leaves(state):
-        _checks.fail(fn, "state", "be () (this layer keeps no state)",
+        what = "keeps no state" if arg == "state" else f"has no {arg}"
+        _checks.fail(fn, arg, f"be () (this layer {what})",
                      f"a pytree with {len(jax.tree.leaves(state))} arrays")
 
 

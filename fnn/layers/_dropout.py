@@ -80,7 +80,7 @@ def dropout(rate: float) -> StatefulLayer:
     def apply(params: Any, state: Any, x: ArrayLike, *, key: Any = None,
               train: bool = False) -> tuple[jax.Array, tuple]:
         train = check_train("dropout", train)
-        check_empty_state("dropout", params)
+        check_empty_state("dropout", params, "params")
         check_empty_state("dropout", state)
         _checks.array_like("dropout", "x", x)
         return dropout_apply(x, rate, key, train), state

@@ -28,7 +28,7 @@ def _window_args(fn: str, window: Any, strides: Any, padding: Any):
 
 
 def _pool(fn: str, x: ArrayLike, params: Any, window, strides, padding, kind: str) -> jax.Array:
-    check_empty_state(fn, params)
+    check_empty_state(fn, params, "params")
     _checks.array_like(fn, "x", x)
     x = jnp.asarray(x)
     n = len(window)
