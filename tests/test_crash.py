@@ -67,7 +67,7 @@ def test_train_sigint_while_compiling_exits_130_and_keeps_previous_folder(tmp_pa
 
 def test_train_sigint_without_progress_then_resume_equals_uninterrupted(tmp_path):
     out = tmp_path / "run"
-    argv = [*SMALL, "--epochs", "3000", "--checkpoint-every", "100", "--no-progress", "--out", str(out)]
+    argv = [*SMALL, "--epochs", "3000", "--checkpoint-every", "20", "--no-progress", "--out", str(out)]
     proc = _start(argv)
     state = tmp_path / ".run.partial" / "train_state.ckpt"
     _wait_for(state.exists, proc)

@@ -14,7 +14,7 @@ The output folder holds ``params.ckpt`` (:func:`fnn.checkpoint.save` of the para
 (per-epoch train loss, test loss and accuracy) and, when matplotlib is installed,
 ``loss.png``, ``accuracy.png``, ``confusion.png`` and, for 2-D data, ``boundary.png``.
 It is written whole or not at all: the run is staged in ``.<name>.partial`` beside it and
-swapped in at the end (:mod:`fnn.cli._folder`); while training, the staging folder holds
+swapped in at the end; while training, the staging folder holds
 the training state every ``--checkpoint-every`` epochs, so ``fnn train ... --resume``
 continues an interrupted run. ``fnn evaluate`` checks that the folder is complete and its
 ``config.json`` well-formed before scoring.
