@@ -23,6 +23,13 @@ Variants, timed interleaved (round-robin, rotated each repeat) in one process, o
 program) over the measured time. The default run is short (the machine is shared);
 raise ``--repeats`` and ``--steps`` on a quiet machine.
 
+Measured on the shared 2-core CPU machine under load (digits, per step): the scan
+2.7 s and fit 2.3 s, while a jitted step per batch (flax.linen, flax.nnx, equinox, Keras)
+takes 65-100 ms and the convs alone 108 ms. The cause is XLA:CPU running convolutions
+inside a while loop (``lax.scan``) on a slow path (jax-ml/jax#12868): the same step
+scanned over 4 batches took 3.8 s a step, fully unrolled (``unroll=True``) 0.15 s, and a
+3x3 conv written as 9 shifted matmuls 0.25 s inside the scan.
+
 Run::
 
     python benchmarks/bench_cnn.py                 # both cases, about a minute or two
