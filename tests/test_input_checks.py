@@ -415,6 +415,24 @@ case("fit-metrics-not-callable", lambda: _fit(eval_data=(XT, YT), metrics={"a": 
 case("fit-checkpoint-int", lambda: _fit(checkpoint=3), T, "fit", "checkpoint")
 case("fit-nan_guard-str", lambda: _fit(nan_guard="no"), T, "fit", "nan_guard")
 case("fit-shuffle-None", lambda: _fit(shuffle=None), T, "fit", "shuffle")
+case("fit-early_stopping-str", lambda: _fit(early_stopping="eval_loss"), T, "fit", "early_stopping")
+case("fit-early_stopping-eval-monitor-without-eval_data",
+     lambda: _fit(early_stopping=training.EarlyStopping("eval_loss")), V, "fit", "early_stopping")
+case("fit-early_stopping-unknown-monitor", lambda: _fit(
+    eval_data=(XT, YT), early_stopping=training.EarlyStopping("eval_f1")), V, "fit", "early_stopping")
+case("fit-on_epoch-int", lambda: _fit(on_epoch=3), T, "fit", "on_epoch")
+case("fit-accumulation_steps-0", lambda: _fit(accumulation_steps=0), V, "fit", "accumulation_steps")
+case("fit_ensemble-accumulation_steps-float", lambda: training.fit_ensemble(
+    MLP, training.init_ensemble(MLP, jax.random.split(KEY, 2), (2,)), optimizers.sgd(0.1), XT, YT,
+    key=KEY, accumulation_steps=1.5), V, "fit_ensemble", "accumulation_steps")
+case("EarlyStopping-monitor-int", lambda: training.EarlyStopping(3), T, "EarlyStopping", "monitor")
+case("EarlyStopping-patience-negative", lambda: training.EarlyStopping(patience=-1), V, "EarlyStopping",
+     "patience")
+case("EarlyStopping-min_delta-negative", lambda: training.EarlyStopping(min_delta=-0.1), V,
+     "EarlyStopping", "min_delta")
+case("EarlyStopping-restore_best-str", lambda: training.EarlyStopping(restore_best="yes"), T,
+     "EarlyStopping", "restore_best")
+case("EarlyStopping-mode-up", lambda: training.EarlyStopping(mode="up"), V, "EarlyStopping", "mode")
 case("compilation_cache.enable-path-int", lambda: compilation_cache.enable(3), T,
      "compilation_cache.enable", "path")
 case("compilation_cache.enable-path-None-while-off", lambda: compilation_cache.enable(None), V,
@@ -943,3 +961,4 @@ def test_mlp_dropout_and_batch_norm_arguments_are_checked():
         models.mlp([4, 3], batch_norm="yes")
     assert isinstance(models.mlp([4, 3], dropout=0.1), layers.StatefulLayer)
     assert models.mlp([4, 3], dropout=0.0) is models.mlp([4, 3])     # the pure model, as before
+

@@ -113,6 +113,12 @@ def _train_parser(commands) -> None:
     add("--batch-norm", action="store_true", help="batch normalisation after each hidden (or conv) layer")
     add("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer")
     add("--lr", type=_positive(float, "number"), default=2e-3, help="learning rate")
+    add("--schedule", choices=("constant", "cosine", "warmup-cosine"), default="constant",
+        help="learning-rate schedule over the run's steps (optax): constant --lr, cosine decay "
+             "from --lr to 0, or a linear warmup over the first 10%% of steps then cosine decay")
+    add("--early-stopping", type=_positive(int, "integer", "epochs"), default=None, metavar="PATIENCE",
+        help="stop when the test loss has not improved for PATIENCE epochs and keep the best "
+             "epoch's params (fnn.training.EarlyStopping)")
     add("--epochs", type=_positive(int, "integer", "epochs"), default=20, help="epochs")
     add("--batch-size", type=_positive(int, "integer", "batch size"), default=64, help="batch size")
     add("--seed", type=_seed, default=0, help="seed of the split, init and data order")

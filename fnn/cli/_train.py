@@ -25,6 +25,27 @@ def _config(args: argparse.Namespace) -> dict:
             "dropout": args.dropout, "batch_norm": args.batch_norm}
 
 
+def _rate(args: argparse.Namespace, steps: int):
+    """``--lr`` under ``--schedule`` (an optax schedule over the run's steps)."""
+    import optax
+
+    schedule = getattr(args, "schedule", "constant")
+    if schedule == "cosine":
+        return optax.cosine_decay_schedule(args.lr, decay_steps=steps)
+    if schedule == "warmup-cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, args.lr, warmup_steps=max(1, steps // 10),
+                                                  decay_steps=steps)
+    return args.lr
+
+
+def _early(args: argparse.Namespace):
+    """``--early-stopping PATIENCE``: Keras' rule on the test loss, or None."""
+    import fnn
+
+    patience = getattr(args, "early_stopping", None)
+    return None if patience is None else fnn.training.EarlyStopping("eval_loss", patience=patience)
+
+
 def _architecture(args: argparse.Namespace, sizes: list) -> str:
     extras = "".join([f" dropout {args.dropout:g}" if args.dropout else "", " batch norm" if args.batch_norm else ""])
     if args.model == "cnn":
@@ -103,8 +124,8 @@ def train(args: argparse.Namespace, started: float) -> int:
                          f"got {parameter_count(sizes) * args.ensemble:,}")
     params, model_state = split_state(model, init(model, k_init, (features,), args.ensemble))
     print(fnn.summary(model, (features,)), flush=True)
-    optimizer = getattr(fnn.optimizers, args.optimizer)(args.lr)
     steps = -(-n // min(args.batch_size, n)) * args.epochs
+    optimizer = getattr(fnn.optimizers, args.optimizer)(_rate(args, steps))
     who = f"{args.ensemble} x " if args.ensemble > 1 else ""
     print(f"fnn train: {args.data} ({n} train / {data.x_test.shape[0]} test, {data.num_classes} "
           f"classes) | {who}{_architecture(args, sizes)} {args.activation} | {args.optimizer} lr "
@@ -119,7 +140,7 @@ def train(args: argparse.Namespace, started: float) -> int:
             result = fit(model, params, optimizer, data.x_train, data.y_train, epochs=args.epochs,
                          batch_size=args.batch_size, key=k_shuffle, eval_data=(data.x_test, data.y_test),
                          progress=not args.no_progress, checkpoint=state_path, checkpoint_every=every,
-                         initial=state_path if args.resume else None,
+                         initial=state_path if args.resume else None, early_stopping=_early(args),
                          **({} if model_state is None else {"state": model_state}))
         jax.block_until_ready(result.params)
     except KeyboardInterrupt:

@@ -13,13 +13,15 @@ then ``result.state`` and ``evaluate(..., state=result.state)``.
 """
 
 from fnn.training._driver import Interrupted
+from fnn.training._early import EarlyStopping
 from fnn.training._evaluate import evaluate
 from fnn.training._fit import fit
-from fnn.training._loop import step_key
+from fnn.training._keys import step_key
 from fnn.training._order import epoch_order
 from fnn.training._ensemble import fit_ensemble, fit_sweep, init_ensemble
 from fnn.training._results import FitResult, NonFiniteReport
 from fnn.training._step import make_train_step, train_step
 
 __all__ = ["train_step", "make_train_step", "fit", "evaluate", "FitResult", "NonFiniteReport",
-           "init_ensemble", "fit_ensemble", "fit_sweep", "epoch_order", "step_key", "Interrupted"]
+           "init_ensemble", "fit_ensemble", "fit_sweep", "epoch_order", "step_key", "Interrupted",
+           "EarlyStopping"]

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from fnn import _checks
 from fnn.losses import softmax_cross_entropy
+from fnn.training._early import EarlyStopping
 from fnn.training._data_checks import check_data, check_labels, check_metrics
 from fnn.training._loop import LoopConfig
 from fnn.training._resume import ResumePoint, resume_point, restructure
@@ -48,6 +49,9 @@ class FitOptions(NamedTuple):
     checkpoint: Any = None
     checkpoint_every: int = 1
     grad_norms: bool = False
+    early_stopping: Any = None
+    on_epoch: Any = None
+    accumulation_steps: int = 1
 
 
 class Prepared(NamedTuple):
@@ -68,6 +72,7 @@ class Prepared(NamedTuple):
     donate: bool
     checkpoint: str | None
     checkpoint_every: int
+    on_epoch: Callable | None = None
 
 
 def options_from(fn: str, kwargs: Mapping[str, Any]) -> FitOptions:
@@ -86,6 +91,18 @@ def _check_params(fn: str, params: Params) -> None:
         if not jnp.issubdtype(leaf.dtype, jnp.inexact):
             _checks.fail(fn, f"params{jax.tree_util.keystr(path)}", "have a floating dtype",
                          _checks.describe(leaf), TypeError)
+
+
+def _check_early_stopping(fn: str, rule: Any, has_eval: bool, metrics: Mapping) -> None:
+    if rule is None:
+        return
+    if not isinstance(rule, EarlyStopping):
+        _checks.fail(fn, "early_stopping", "be a fnn.training.EarlyStopping or None",
+                     _checks.describe(rule), TypeError)
+    names = ["train_loss"] + (["eval_loss"] + [f"eval_{k}" for k in metrics] if has_eval else [])
+    if rule.monitor not in names:
+        why = " (eval_ names need eval_data)" if rule.monitor.startswith("eval_") and not has_eval else ""
+        _checks.fail(fn, "early_stopping", f"monitor one of {names}{why}", repr(rule.monitor))
 
 
 def check_model_state(fn: str, general: bool, state: Any, resumed: bool) -> Any:
@@ -166,6 +183,11 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
             _checks.fail(fn, "checkpoint", "be a file path", _checks.describe(checkpoint), TypeError)
         checkpoint = os.fspath(checkpoint)
     checkpoint_every = _checks.positive_int(fn, "checkpoint_every", o.checkpoint_every)
+    accumulation_steps = _checks.positive_int(fn, "accumulation_steps", o.accumulation_steps)
+    if o.on_epoch is not None and not callable(o.on_epoch):
+        _checks.fail(fn, "on_epoch", "be a function on_epoch(epoch, logs) or None",
+                     _checks.describe(o.on_epoch), TypeError)
+    _check_early_stopping(fn, o.early_stopping, eval_data is not None, metrics)
     params, opt_state, state, key = params, o.opt_state, o.state, o.key
     start = ResumePoint(0, {}, None)
     if o.initial is not None:
@@ -193,9 +215,15 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
         check_labels(fn, o.loss, predictions, eval_data[1], "eval_data y")
     cfg = LoopConfig(model=m, loss=o.loss, optimizer=optimizer, batch_size=batch_size, shuffle=shuffle,
                      metrics=tuple(metrics.items()), nan_guard=nan_guard, members=members, sweep=sweep,
-                     batch_sharding=batch_sharding, grad_norms=grad_norms)
+                     batch_sharding=batch_sharding, grad_norms=grad_norms,
+                     early_stopping=o.early_stopping, accumulation_steps=accumulation_steps)
     if opt_state is not None:
         template = eval_shape(init_opt_state, cfg, params, hyper)
         opt_state = restructure(fn, opt_state, template, start.opt_state_structure)
+        saved = start.early
+        if o.early_stopping is not None and o.early_stopping.restore_best and saved is not None and (
+                jax.tree.leaves(saved.get("params"))):
+            best = restructure(fn, saved["opt_state"], template, None)
+            start = start._replace(early=dict(saved, opt_state=best))
     return Prepared(cfg, params, opt_state, state, x, y, eval_data, key, epochs, start, hyper,
-                    progress, donate, checkpoint, checkpoint_every)
+                    progress, donate, checkpoint, checkpoint_every, o.on_epoch)

@@ -70,15 +70,55 @@ def _reports(bad_epoch: np.ndarray, bad_step: np.ndarray, good: _rollback.LastGo
 
 def _result(state: LoopState, members: int | None, epoch: int, reports: tuple = ()) -> FitResult:
     history = _first_epochs(state.history, 0 if members is None else 1, epoch)
-    return FitResult(state.params, state.opt_state, history, state.key, epoch, reports, state.model_state)
+    stopped = best = saved = None
+    if not (isinstance(state.early, tuple) and not state.early):
+        e, last = state.early if len(state.early) == 2 else (state.early, None)
+        saved = {"best": e.best, "wait": e.wait, "best_epoch": e.best_epoch,
+                 "stopped_epoch": e.stopped_epoch, "params": e.params, "opt_state": e.opt_state,
+                 "model_state": e.model_state}
+        if last is not None:
+            saved["last"] = last
+        stopped, best = np.asarray(e.stopped_epoch), np.asarray(e.best_epoch)
+        if members is None:
+            stopped = None if stopped < 0 else int(stopped)
+            best = None if best < 0 else int(best)
+    return FitResult(state.params, state.opt_state, history, state.key, epoch, reports, state.model_state,
+                     stopped, best, saved)
+
+
+def _restored(state: LoopState, rule: Any) -> LoopState:
+    """``state`` with the best epoch's params and states (early stopping's ``restore_best``)."""
+    if rule is None or not rule.restore_best:
+        return state
+    e = state.early
+    have = e.best_epoch >= 0
+    pick = lambda a, b: jnp.where(have.reshape(have.shape + (1,) * (a.ndim - have.ndim)), a, b)  # noqa: E731
+    # The last epoch's values stay in the early-stopping state: fit(initial=result)
+    # resumes from them, as from a checkpoint.
+    last = {"params": state.params, "opt_state": state.opt_state, "state": state.model_state}
+    return state._replace(params=jax.tree.map(pick, e.params, state.params),
+                          opt_state=jax.tree.map(pick, e.opt_state, state.opt_state),
+                          model_state=jax.tree.map(pick, e.model_state, state.model_state),
+                          early=(e, last))
+
+
+def _logs(state: LoopState, names: list, members: int | None, epoch: int) -> dict:
+    """Epoch ``epoch``'s history values on the host: floats for a single model's scalars,
+    NumPy arrays otherwise (``(members,)`` for ensembles, ``(layers,)`` for grad_norms)."""
+    values = jax.device_get({k: state.history[k][(slice(None),) * (members is not None) + (epoch,)]
+                             for k in names})
+    return {k: float(v) if np.ndim(v) == 0 else np.asarray(v) for k, v in values.items()}
 
 
 def _save(path: str, state: LoopState, members: int | None, epoch: int) -> None:
     """Atomically write what :func:`fit` needs to resume (``initial=path``)."""
     r = _result(state, members, epoch)
-    _checkpoint.save(path, {"params": r.params, "opt_state": r.opt_state, "history": r.history,
-                            "key": r.key, "epoch": epoch, "state": r.state,
-                            "opt_state_structure": structure_text(r.opt_state)})
+    tree = {"params": r.params, "opt_state": r.opt_state, "history": r.history,
+            "key": r.key, "epoch": epoch, "state": r.state,
+            "opt_state_structure": structure_text(r.opt_state)}
+    if r.early_stopping is not None:
+        tree["early_stopping"] = r.early_stopping
+    _checkpoint.save(path, tree)
 
 
 def run(p: Prepared) -> FitResult:
@@ -89,9 +129,11 @@ def run(p: Prepared) -> FitResult:
     template = abstract(p.params, 0 if members is None else 1)
     shapes = history_shapes(cfg, template, p.eval_data is not None)
     names = [k for k, shape in shapes.items() if shape == ()]      # shown by the progress bar
+    all_names = list(shapes)
     history = {k: v for k, v in p.start.history.items() if k in shapes}
     start = build_start(cfg, p.epochs, tuple(shapes.items()), p.donate)
-    state = with_arrays(start(p.params, p.opt_state, p.model_state, p.hyper, p.key, p.start.epoch, history),
+    state = with_arrays(start(p.params, p.opt_state, p.model_state, p.hyper, p.key, p.start.epoch, history,
+                              p.start.early),
                         p.params, p.opt_state, p.model_state, p.key)
     x_eval, y_eval = p.eval_data if p.eval_data is not None else (None, None)
     good = None                    # the guard's last good state of failed models
@@ -111,7 +153,7 @@ def run(p: Prepared) -> FitResult:
 
     show = _progress.default_enabled() if p.progress is None else p.progress
     try:
-        if not show and p.checkpoint is None:
+        if not show and p.checkpoint is None and p.on_epoch is None:
             state = advance(state, p.epochs)
             _wait(state.epoch)
         else:
@@ -121,6 +163,8 @@ def run(p: Prepared) -> FitResult:
             epoch, chunk = p.start.epoch, 1
             while epoch < p.epochs:
                 stop = min(epoch + chunk, p.epochs) if show else p.epochs
+                if p.on_epoch is not None:     # one epoch per call: the hook may stop
+                    stop = epoch + 1
                 if p.checkpoint is not None:
                     stop = min(stop, (epoch // p.checkpoint_every + 1) * p.checkpoint_every)
                 t0 = time.perf_counter()
@@ -130,11 +174,16 @@ def run(p: Prepared) -> FitResult:
                 if bar is not None and done > epoch:
                     bar.update(done, {k: float(jnp.nanmean(state.history[k][..., done - 1]))
                                       for k in names})
-                if done < stop:                # the non-finite guard stopped the loop
-                    break
+                if done < stop and members is None and good is not None:
+                    break                      # the non-finite guard stopped the model
                 consistent, last_epoch = _rollback.apply(state, good), done
                 if p.checkpoint is not None:
                     _save(p.checkpoint, consistent, members, done)
+                if done < stop:                # early stopping (or every member failed)
+                    break
+                if p.on_epoch is not None and p.on_epoch(done - 1, _logs(state, all_names, members,
+                                                                          done - 1)) is True:
+                    break
                 if epoch > p.start.epoch:      # the first chunk included compilation
                     chunk = max(1, int(PROGRESS_INTERVAL_S * chunk / max(elapsed, 1e-9)))
                 epoch = done
@@ -142,7 +191,7 @@ def run(p: Prepared) -> FitResult:
                 bar.close()
     except KeyboardInterrupt:
         raise Interrupted(None if consistent is None else _result(consistent, members, last_epoch)) from None
-    state = _rollback.apply(state, good)
+    state = _restored(_rollback.apply(state, good), cfg.early_stopping)
     completed, bad_epoch, bad_step = jax.device_get((state.epoch, state.bad_epoch, state.bad_step))
     reports = _reports(bad_epoch, bad_step, good, members)
     if members is None and reports:

@@ -23,6 +23,9 @@ import jax.numpy as jnp
 
 from fnn import _checks
 from fnn.diagnostics import layer_grad_norms
+from fnn.training._accumulate import accumulated_epoch, group_step, tail_step
+from fnn.training._early import update_early
+from fnn.training._keys import model_keys
 from fnn.training._order import epoch_order
 from fnn.training._score import predict, score
 from fnn.training._step import Model, step as model_step
@@ -42,6 +45,7 @@ class LoopState(NamedTuple):
     alive: jax.Array          # bool, () or (members,): still finite
     bad_epoch: jax.Array      # int32, -1 while finite
     bad_step: jax.Array       # int32, index of the first non-finite batch loss (-1: none)
+    early: Any = ()           # an EarlyState when early stopping, else ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +63,8 @@ class LoopConfig:
     sweep: bool
     batch_sharding: Any = None      # NamedSharding of a batch, for data parallel
     grad_norms: bool = False        # record per-layer gradient norms every epoch
+    early_stopping: Any = None      # an EarlyStopping rule, or None
+    accumulation_steps: int = 1     # batches per optimizer update
 
 
 # Leaves with at least this many values (per member) are reduced where they are;
@@ -101,51 +107,20 @@ def _over_members(cfg: LoopConfig, fn: Callable, in_axes: tuple) -> Callable:
     return one
 
 
-# fold_in data of the stream of model keys; epoch orders use fold_in(key, epoch) with
-# epoch < 2^31, so the two streams never share a key.
-MODEL_KEY_STREAM = 0xFFFFFFFF
-
-
-def step_key(key: jax.Array, step: int | jax.Array, member: int | jax.Array | None = None) -> jax.Array:
-    r"""The key that a general model draws with at global step ``step`` of :func:`fnn.fit`.
-
-    .. math:: k_t = \text{fold\_in}(\text{fold\_in}(k, 2^{32} - 1), t), \qquad
-              k_{t,j} = \text{fold\_in}(k_t, j) \;\text{(ensemble member } j)
-
-    with :math:`k` fit's ``key`` and :math:`t = e \cdot S + i` the step's index over the
-    whole run (epoch :math:`e`, :math:`S` steps per epoch, batch :math:`i`): a function
-    of the run's key and the step alone, so it does not depend on the data order, a
-    resumed run draws exactly what the uninterrupted run draws, and every member of an
-    ensemble or sweep draws its own masks.
-
-    Example:
-      >>> import jax, fnn
-      >>> k = fnn.training.step_key(jax.random.key(0), 3)
-      >>> bool((jax.random.key_data(k) == jax.random.key_data(fnn.training.step_key(jax.random.key(0), 3))).all())
-      True
-    """
-    _checks.prng_key("step_key", "key", key)
-    k = jax.random.fold_in(jax.random.fold_in(key, jnp.uint32(MODEL_KEY_STREAM)), step)
-    return k if member is None else jax.random.fold_in(k, member)
-
-
-def _member_step(cfg: LoopConfig):
+def _member_step(cfg: LoopConfig, form: Callable = model_step):
+    """``form`` (a step, or an accumulating step of :mod:`._accumulate`) for one model or
+    mapped over the members."""
     def step(params, opt_state, model_state, hyper, xb, yb, key):
         optimizer = cfg.optimizer(hyper) if cfg.sweep else cfg.optimizer
-        return model_step(cfg.model, optimizer, cfg.loss, params, opt_state, model_state, xb, yb, key)
+        return form(cfg.model, optimizer, cfg.loss, params, opt_state, model_state, xb, yb, key)
     if cfg.members is None:
         return step
     return _over_members(cfg, step, (0, 0, 0, 0 if cfg.sweep else None, None, None,
                                      0 if cfg.model.general else None))
 
 
-def _keys(cfg: LoopConfig, key: jax.Array, global_step: jax.Array) -> jax.Array | None:
-    """The key(s) of one step: none for a pure model, one per member for ensembles."""
-    if not cfg.model.general:
-        return None     # no key is derived: a pure model's program is as it was
-    if cfg.members is None:
-        return step_key(key, global_step)
-    return jax.vmap(lambda j: step_key(key, global_step, j))(jnp.arange(cfg.members, dtype=jnp.uint32))
+def _keys(cfg: LoopConfig, key: jax.Array, steps: jax.Array) -> jax.Array | None:
+    return model_keys(cfg.model.general, cfg.members, key, steps)
 
 
 # Small batches of data up to WHOLE_GATHER_MAX_BYTES are put in epoch order with one
@@ -189,6 +164,16 @@ def _epoch(cfg: LoopConfig, step, carry, hyper, x, y, perm, key, epoch):
             yb = jax.lax.with_sharding_constraint(yb, cfg.batch_sharding)
         return xb, yb
 
+    if cfg.accumulation_steps > 1:
+        group, tail = (_member_step(cfg, form) for form in (group_step, tail_step))
+        carry, losses = accumulated_epoch(
+            lambda p, s, m, *b: group(p, s, m, hyper, *b), lambda p, s, m, *b: tail(p, s, m, hyper, *b),
+            carry, take, lambda i: _keys(cfg, key, first_step + i), full, rest, batch_size,
+            cfg.accumulation_steps, cfg.members)
+        sizes = jnp.asarray([batch_size] * full + ([rest] if rest else []), jnp.float32)
+        sizes = sizes.reshape(sizes.shape + (1,) * (losses.ndim - 1))
+        return carry, jnp.sum(losses * sizes, axis=0) / n, losses
+
     def run_step(c, start, size, index):
         p, s, m = c
         p, s, m, loss = step(p, s, m, hyper, *take(start, size), _keys(cfg, key, first_step + index))
@@ -231,6 +216,18 @@ def _first_nonfinite(losses: jax.Array) -> jax.Array:
     return jnp.where(jnp.any(bad, axis=0), jnp.argmax(bad, axis=0), -1).astype(jnp.int32)
 
 
+def _running(c: LoopState) -> jax.Array:
+    """Models still training: finite and not stopped early."""
+    if isinstance(c.early, tuple) and not c.early:
+        return c.alive
+    return c.alive & (c.early.stopped_epoch < 0)
+
+
+def _freeze(running: jax.Array, new: Any, old: Any) -> Any:
+    return jax.tree.map(lambda a, b: jnp.where(running.reshape(running.shape + (1,) * (a.ndim - 1)), a, b),
+                        new, old)
+
+
 @functools.lru_cache(maxsize=64)
 def build_runner(cfg: LoopConfig) -> Callable:
     """``run(state, hyper, x, y, x_eval, y_eval, stop) -> state``, jitted.
@@ -241,6 +238,7 @@ def build_runner(cfg: LoopConfig) -> Callable:
     (their later values are discarded).
     """
     step = _member_step(cfg)
+    rule = cfg.early_stopping
     member_axes = 0 if cfg.members is None else 1
     evaluate = functools.partial(score, cfg.model.apply, cfg.model.general, cfg.loss, cfg.metrics)
     norms = functools.partial(_layer_grad_norms, cfg)
@@ -255,6 +253,11 @@ def build_runner(cfg: LoopConfig) -> Callable:
             perm = epoch_order(c.key, c.epoch, n) if cfg.shuffle else None
             (params, opt_state, model_state), train_loss, losses = _epoch(
                 cfg, step, (c.params, c.opt_state, c.model_state), hyper, x, y, perm, c.key, c.epoch)
+            running = _running(c)
+            if rule is not None and cfg.members is not None:
+                # A member that stopped early is frozen; the others train on.
+                params, opt_state, model_state = _freeze(running, (params, opt_state, model_state),
+                                                         (c.params, c.opt_state, c.model_state))
             alive, bad_epoch, bad_step = c.alive, c.bad_epoch, c.bad_step
             if cfg.nan_guard:
                 finite = jnp.isfinite(train_loss) & _all_finite((params, model_state), member_axes)
@@ -273,13 +276,17 @@ def build_runner(cfg: LoopConfig) -> Callable:
             if x_eval is not None:
                 record.update({f"eval_{k}": v for k, v in
                                evaluate(params, model_state, x_eval, y_eval).items()})
-            history = {k: _record(v, c.epoch, record[k], c.alive, member_axes)
+            history = {k: _record(v, c.epoch, record[k], running, member_axes)
                        for k, v in c.history.items()}
+            early = c.early
+            if rule is not None:
+                early = update_early(rule, early, c.epoch, record[rule.monitor], running & alive,
+                                     params, opt_state, model_state)
             return LoopState(params, opt_state, model_state, c.key, c.epoch + 1, history, alive,
-                             bad_epoch, bad_step)
+                             bad_epoch, bad_step, early)
 
         def cond(c: LoopState) -> jax.Array:
-            return (c.epoch < stop) & jnp.any(c.alive)
+            return (c.epoch < stop) & jnp.any(_running(c))
 
         return jax.lax.while_loop(cond, body, state)
 

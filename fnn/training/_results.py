@@ -47,6 +47,14 @@ class FitResult(NamedTuple):
       nonfinite: a :class:`NonFiniteReport` per model that hit a NaN/inf (empty if none).
       state: the model state after the last step (a :class:`fnn.layers.StatefulLayer`'s
         running averages; ``()`` for a pure model).
+      stopped_epoch: with ``early_stopping``: the epoch after which it stopped (0-based;
+        ``epoch == stopped_epoch + 1``), None if it ran to the end; for ensembles and
+        sweeps an int array ``(members,)``, -1 for members that ran to the end.
+      best_epoch: with ``early_stopping``: the epoch of the best monitored value (the
+        params returned when ``restore_best``); an int array ``(members,)`` for
+        ensembles; None without early stopping.
+      early_stopping: the early-stopping state to resume from (best value, patience
+        counter, best epoch and, when ``restore_best``, the best params); None without.
     """
 
     params: Any
@@ -56,3 +64,6 @@ class FitResult(NamedTuple):
     epoch: int
     nonfinite: tuple = ()
     state: Any = ()
+    stopped_epoch: Any = None
+    best_epoch: Any = None
+    early_stopping: Any = None

@@ -21,6 +21,7 @@ class ResumePoint(NamedTuple):
     epoch: int
     history: dict
     opt_state_structure: str | None     # str of its tree structure, when the checkpoint says
+    early: Any = None                   # the early-stopping state saved (a dict), if any
 
 
 def structure_text(tree: Any) -> str:
@@ -51,7 +52,8 @@ def _as_result(fn: str, initial: Any) -> tuple[FitResult, str | None]:
         _checks.fail(fn, "initial", f"be a FitResult, a checkpoint path or a dict with {needed}",
                      type(initial).__name__, TypeError)
     structure = initial.get("opt_state_structure")
-    return (FitResult(**{k: initial[k] for k in needed}, state=initial.get("state", ())),
+    return (FitResult(**{k: initial[k] for k in needed}, state=initial.get("state", ()),
+                      early_stopping=initial.get("early_stopping")),
             structure if isinstance(structure, str) else None)
 
 
@@ -79,8 +81,12 @@ def resume_point(fn: str, initial: Any, epochs: int, members: int | None):
             want = f"({members}, {start}, ...)" if members is not None else f"({start}, ...)"
             _checks.fail(fn, f"initial history[{name!r}]", f"have shape {want}: one value per epoch run"
                          + ("" if members is None else " per member"), f"shape {shape}")
-    return (ResumePoint(start, dict(history), structure), result.params, result.opt_state,
-            result.state, result.key)
+    params, opt_state, state, early = result.params, result.opt_state, result.state, result.early_stopping
+    if isinstance(early, Mapping) and "last" in early:
+        # A result whose params early stopping restored to the best epoch's: resume from
+        # the last epoch's values, as the uninterrupted run goes on from them.
+        params, opt_state, state = (early["last"][k] for k in ("params", "opt_state", "state"))
+    return ResumePoint(start, dict(history), structure, early), params, opt_state, state, result.key
 
 
 def restructure(fn: str, opt_state: Any, template: Any, saved_structure: str | None) -> Any:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn.diagnostics import layer_grad_norms
+from fnn.training._early import init_early
 from fnn.training._loop import LoopConfig, LoopState
 
 __all__ = ["history_shapes", "init_opt_state", "build_start", "with_arrays"]
@@ -41,7 +42,8 @@ def init_opt_state(cfg: LoopConfig, params: Params, hyper: Any) -> Any:
 
 @functools.lru_cache(maxsize=64)
 def build_start(cfg: LoopConfig, epochs: int, shapes: tuple, donate: bool) -> Callable:
-    """``start(params, opt_state|None, hyper, key, epoch, history) -> LoopState``, jitted.
+    """``start(params, opt_state|None, model_state, hyper, key, epoch, history, early=None)
+    -> LoopState``, jitted (``early``: a saved early-stopping state to resume).
 
     One dispatch instead of dozens of eager ops. The caller's params and optimizer state
     are never copied for nothing: with ``donate`` they are handed over as they are;
@@ -51,10 +53,14 @@ def build_start(cfg: LoopConfig, epochs: int, shapes: tuple, donate: bool) -> Ca
     members = () if cfg.members is None else (cfg.members,)
     copy = not donate and not cfg.nan_guard
 
-    def start(params, opt_state, model_state, hyper, key, epoch, history):
+    def start(params, opt_state, model_state, hyper, key, epoch, history, early=None):
         given = opt_state is not None
         if not given:
             opt_state = init_opt_state(cfg, params, hyper)
+        if cfg.early_stopping is not None:
+            early = init_early(cfg.early_stopping, members, params, opt_state, model_state, early)
+        else:
+            early = ()
         buffers = {}
         for name, shape in shapes:
             buffer = jnp.full(members + (epochs,) + shape, jnp.nan, jnp.float32)
@@ -73,7 +79,7 @@ def build_start(cfg: LoopConfig, epochs: int, shapes: tuple, donate: bool) -> Ca
             params=params, opt_state=opt_state, model_state=model_state, key=key,
             epoch=jnp.asarray(epoch, jnp.int32), history=buffers,
             alive=jnp.ones(members, bool), bad_epoch=jnp.full(members, -1, jnp.int32),
-            bad_step=jnp.full(members, -1, jnp.int32))
+            bad_step=jnp.full(members, -1, jnp.int32), early=early)
 
     return jax.jit(start, donate_argnums=(0, 1, 2) if donate else ())
 

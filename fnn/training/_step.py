@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 import jax
+import optax
 
 from fnn import _checks
 from fnn.layers import Layer, StatefulLayer
@@ -22,7 +23,7 @@ from fnn.losses import softmax_cross_entropy
 from fnn.optimizers import apply_updates
 
 __all__ = ["train_step", "make_train_step", "Model", "model_of", "check_optimizer", "check_loss",
-           "step"]
+           "step", "gradients", "update", "takes_value"]
 
 Params = Any
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -64,9 +65,9 @@ def check_loss(fn: str, loss: Any) -> None:
                      type(loss).__name__, TypeError)
 
 
-def step(model: Model, optimizer: Any, loss: LossFn, params: Params, opt_state: Any, state: Any,
-         x: jax.Array, y: jax.Array, key: Any) -> tuple[Params, Any, Any, jax.Array]:
-    """The step of either model form: ``(params, opt_state, state, loss_value)``."""
+def gradients(model: Model, loss: LossFn, params: Params, state: Any, x: jax.Array, y: jax.Array,
+              key: Any) -> tuple[jax.Array, Params, Any]:
+    """``(loss_value, grads, new_state)`` of one batch, for either model form."""
     if model.general:
         def objective(p):
             predictions, new_state = model.apply(p, state, x, key=key, train=True)
@@ -74,8 +75,31 @@ def step(model: Model, optimizer: Any, loss: LossFn, params: Params, opt_state: 
         (loss_value, state), grads = jax.value_and_grad(objective, has_aux=True)(params)
     else:
         loss_value, grads = jax.value_and_grad(lambda p: loss(model.apply(p, x), y))(params)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return apply_updates(params, updates), opt_state, state, loss_value
+    return loss_value, grads, state
+
+
+def takes_value(optimizer: Any) -> bool:
+    """True for an optax ``GradientTransformationExtraArgs`` (``optax.chain`` builds one):
+    its ``update`` is given ``value=`` (the batch loss), as ``reduce_on_plateau`` needs."""
+    return isinstance(optimizer, optax.GradientTransformationExtraArgs)
+
+
+def update(optimizer: Any, grads: Params, opt_state: Any, params: Params,
+           loss_value: jax.Array) -> tuple[Params, Any]:
+    """``(new_params, new_opt_state)``: one optimizer update with ``grads``."""
+    if takes_value(optimizer):
+        updates, opt_state = optimizer.update(grads, opt_state, params, value=loss_value)
+    else:
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+    return apply_updates(params, updates), opt_state
+
+
+def step(model: Model, optimizer: Any, loss: LossFn, params: Params, opt_state: Any, state: Any,
+         x: jax.Array, y: jax.Array, key: Any) -> tuple[Params, Any, Any, jax.Array]:
+    """The step of either model form: ``(params, opt_state, state, loss_value)``."""
+    loss_value, grads, state = gradients(model, loss, params, state, x, y, key)
+    params, opt_state = update(optimizer, grads, opt_state, params, loss_value)
+    return params, opt_state, state, loss_value
 
 
 def train_step(params: Params, opt_state: Any, x: jax.Array, y: jax.Array, *, model: Any,

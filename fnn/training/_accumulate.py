@@ -1,0 +1,96 @@
+r"""Gradient accumulation: one optimizer update from the mean gradient of several batches.
+
+.. math:: g = \frac{1}{\sum_j n_j} \sum_j n_j \nabla_w L_j(w)
+
+over the micro-batches :math:`j` of an update (sizes :math:`n_j`), all at the same params
+:math:`w`: for a model without batch statistics the gradient of one step on their
+concatenation. The sum is carried through a ``lax.scan``: one gradient buffer, not k.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from fnn.training._step import Model, gradients, update
+
+__all__ = ["group_step", "tail_step", "accumulated_epoch"]
+
+Params = Any
+
+
+def _mean_of_stacked(model: Model, loss: Callable, params: Params, state: Any, xs: jax.Array,
+                     ys: jax.Array, keys: Any):
+    """Micro-batches stacked ``(k, batch, ...)`` of equal size: the plain mean of their gradients."""
+    def micro(c, b):
+        total, st = c
+        xb, yb, kb = b
+        value, g, st = gradients(model, loss, params, st, xb, yb, kb)
+        return (jax.tree.map(jnp.add, total, g), st), value
+
+    zero = jax.tree.map(jnp.zeros_like, params)
+    (total, state), losses = jax.lax.scan(micro, (zero, state), (xs, ys, keys))
+    k = xs.shape[0]
+    return jax.tree.map(lambda g: g / k, total), jnp.mean(losses), state, losses
+
+
+def group_step(model: Model, optimizer: Any, loss: Callable, params: Params, opt_state: Any, state: Any,
+               xs: jax.Array, ys: jax.Array, keys: Any):
+    """One update from ``k`` stacked batches: ``(params, opt_state, state, losses (k,))``."""
+    grads, value, state, losses = _mean_of_stacked(model, loss, params, state, xs, ys, keys)
+    params, opt_state = update(optimizer, grads, opt_state, params, value)
+    return params, opt_state, state, losses
+
+
+def tail_step(model: Model, optimizer: Any, loss: Callable, params: Params, opt_state: Any, state: Any,
+              xs: list, ys: list, keys: list):
+    """One update from the batches left at the end of an epoch (sizes may differ): their
+    example-weighted mean gradient. ``(params, opt_state, state, losses (len(xs),))``."""
+    count = sum(xb.shape[0] for xb in xs)
+    total, value, losses = None, 0.0, []
+    for xb, yb, kb in zip(xs, ys, [None] * len(xs) if keys is None else keys):
+        batch_value, g, state = gradients(model, loss, params, state, xb, yb, kb)
+        w = xb.shape[0] / count
+        g = jax.tree.map(lambda a: a * w, g)
+        total = g if total is None else jax.tree.map(jnp.add, total, g)
+        value = value + batch_value * w
+        losses.append(batch_value)
+    params, opt_state = update(optimizer, total, opt_state, params, value)
+    return params, opt_state, state, jnp.stack(losses)
+
+
+def accumulated_epoch(group: Callable, tail: Callable, carry: tuple, take: Callable, keys_of: Callable,
+                      full: int, rest: int, batch_size: int, k: int, members: int | None):
+    """One epoch of updates of ``k`` batches each; ``(carry, losses (batches, members?))``.
+
+    ``group(p, s, m, xs, ys, keys)`` / ``tail(p, s, m, xs, ys, keys)``: the (member-mapped)
+    steps; ``take(start, size)``: a batch; ``keys_of(steps)``: the keys of those global
+    batch indices within the epoch (members first), or None.
+    """
+    groups, left = divmod(full, k)
+    parts = []
+
+    def to_batches(losses):     # (..., members?, k) -> (k, members?)
+        return losses if members is None else jnp.moveaxis(losses, -1, 0)
+
+    if groups:
+        def one(c, g):
+            xb, yb = take(g * (k * batch_size), k * batch_size)
+            xs, ys = (a.reshape((k, batch_size) + a.shape[1:]) for a in (xb, yb))
+            p, s, m, losses = group(*c, xs, ys, keys_of(g * k + jnp.arange(k, dtype=jnp.int32)))
+            return (p, s, m), to_batches(losses)
+        carry, losses = jax.lax.scan(one, carry, jnp.arange(groups, dtype=jnp.int32))
+        parts.append(losses.reshape((groups * k,) + losses.shape[2:]))
+    sizes = [batch_size] * left + ([rest] if rest else [])
+    if sizes:
+        first = groups * k
+        batches = [take((first + j) * batch_size, size) for j, size in enumerate(sizes)]
+        keys = [keys_of(jnp.int32(first + j)) for j in range(len(sizes))]
+        if keys[0] is None:
+            keys = None
+        p, s, m, losses = tail(*carry, [b[0] for b in batches], [b[1] for b in batches], keys)
+        carry = (p, s, m)
+        parts.append(to_batches(losses))
+    return carry, jnp.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
