@@ -1,4 +1,4 @@
-r"""Ready-made models: the multi-layer perceptron.
+r"""Ready-made models: the multi-layer perceptron, and :func:`cnn` (from :mod:`fnn.cnn`).
 
 A multi-layer perceptron (the notes: "a multi-layer perceptron is called a neural
 network") stacks dense layers with a non-linear activation between them. Forward stage,
@@ -25,13 +25,14 @@ from fnn._cache import same_object_for_same_arguments
 from fnn import activations as _activations
 from fnn import initializers as _initializers
 from fnn.layers._core import Layer, StatefulLayer, compiles_exactly, example_shape
+from fnn.cnn import cnn
 from fnn.layers._batch_norm import batch_norm_apply, batch_norm_init
 from fnn.layers._core import check_train
 from fnn.layers._dense import dense, dense_apply
 from fnn.layers._dropout import dropout_apply
 from fnn.layers._serial import check_part_list, split_key
 
-__all__ = ["mlp", "default_w_init"]
+__all__ = ["mlp", "cnn", "default_w_init"]
 
 _RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu")
 

@@ -801,7 +801,8 @@ def test_every_public_function_has_a_bad_input_row():
         "VanishingGradientReport", "GradientTransformation", "Schedule", "ScalarOrSchedule", "SgdState",
         "MomentumState", "AdagradState", "RmspropState", "AdamState", "CheckpointError", "FORMAT_VERSION",
         "MAGIC", "names", "digits", "breast_cancer", "iris", "default_dir", "ENV_VAR", "MAX_BYTES",
-        "StatefulLayer", "Interrupted",
+        "StatefulLayer", "Interrupted", "Description", "HiddenLayer", "ActivationStats",
+        "description",  # returns None for anything that is not a named layer (documented)
     }
     missing = []
     for module in (A, initializers, layers, models, losses, metrics, optimizers, training, parallel,
@@ -867,6 +868,43 @@ case("fit-y-nan", lambda: _fit(loss=fnn.losses.binary_cross_entropy, y=jnp.full(
 case("fit_ensemble-unknown-keyword", lambda: training.fit_ensemble(
     MLP, training.init_ensemble(MLP, jax.random.split(KEY, 2), (2,)), optimizers.sgd(0.1), XT, YT,
     key=KEY, epoch=3), T, "fit_ensemble", "epoch")
+
+# --- layers for real networks, metrics, interop, diagnostics of activations -----------------------
+case("conv-features-0", lambda: layers.conv(0, (3, 3)), V, "conv", "features")
+case("conv-kernel-str", lambda: layers.conv(2, "3"), V, "conv", "kernel_size")
+case("max_pool-window-0", lambda: layers.max_pool((0, 2)), V, "max_pool", "window")
+case("avg_pool-padding-full", lambda: layers.avg_pool((2, 2), padding="FULL"), V, "avg_pool", "padding")
+case("flatten-init-shape-int", lambda: layers.flatten().init(KEY, 3), T, "flatten", "input_shape")
+case("reshape-shape-str", lambda: layers.reshape((5, "a")), T, "reshape", "input_shape")
+case("layer_norm-eps-0", lambda: layers.layer_norm(eps=0.0), V, "layer_norm", "eps")
+case("embedding-num-0", lambda: layers.embedding(0, 4), V, "embedding", "num_embeddings")
+case("residual-not-a-layer", lambda: layers.residual(3), T, "residual", E("layers[0]"))
+case("parallel-empty", lambda: layers.parallel(), V, "parallel", "layers")
+case("fan_out-0", lambda: layers.fan_out(0), V, "fan_out", "n")
+case("fan_in_sum-apply-one-array", lambda: layers.fan_in_sum().apply((), X43), T, "fan_in_sum", "x")
+case("fan_in_concat-axis-str", lambda: layers.fan_in_concat("a"), V, "fan_in_concat", "axis")
+case("mixed_precision-int-dtype", lambda: layers.mixed_precision(layers.dense(2), compute_dtype=jnp.int32), T,
+     "mixed_precision", "compute_dtype")
+case("named-route-bad", lambda: layers.named(layers.dense(2), "d", route="sideways"), V, "named", "route")
+case("cnn-channels-0", lambda: models.cnn(channels=(0,)), V, "cnn", "channels")
+case("confusion_matrix-labels-float", lambda: metrics.confusion_matrix(jnp.ones((4, 3)), jnp.ones(4)), T,
+     "confusion_matrix", "labels")
+case("f1-average-weighted", lambda: metrics.f1(jnp.ones((4, 3)), jnp.zeros(4, int), average="weighted"), V,
+     "f1", "average")
+case("precision-zero_division-2", lambda: metrics.precision(jnp.ones((4, 3)), jnp.zeros(4, int), zero_division=2),
+     V, "precision", "zero_division")
+case("recall-labels-2d", lambda: metrics.recall(jnp.ones((4, 3)), jnp.zeros((4, 2), int)), V, "recall", "labels")
+case("top_k_accuracy-k-0", lambda: metrics.top_k_accuracy(jnp.ones((4, 3)), jnp.zeros(4, int), 0), V,
+     "top_k_accuracy", "k")
+case("hidden_layers-model-int", lambda: diagnostics.hidden_layers(3, [], XT), T, "hidden_layers", "model")
+case("dead_units-x-1d", lambda: diagnostics.dead_units(MLP, mlp_params(), jnp.ones(2)), V, "dead_units", "x")
+case("activation_stats-activation-unknown", lambda: diagnostics.activation_stats(
+    MLP, mlp_params(), XT, activation="nope"), V, "activation_stats", "activation")
+case("export_safetensors-path-int", lambda: checkpoint.export_safetensors(3, {"w": XT}), T,
+     E("checkpoint.export_safetensors"), "path")
+case("import_safetensors-path-int", lambda: checkpoint.import_safetensors(3, {"w": XT}), T,
+     E("checkpoint.import_safetensors"), "path")
+case("circles-n-0", lambda: datasets.circles(KEY, 0), V, "circles", "n")
 
 # --- values that only exist at run time -----------------------------------------------------------
 
@@ -962,3 +1000,33 @@ def test_mlp_dropout_and_batch_norm_arguments_are_checked():
     assert isinstance(models.mlp([4, 3], dropout=0.1), layers.StatefulLayer)
     assert models.mlp([4, 3], dropout=0.0) is models.mlp([4, 3])     # the pure model, as before
 
+
+def test_factory_validation_does_not_depend_on_the_cache():
+    """Issue 19, item 12: an equal-hashing valid call built first must not let an invalid one through."""
+    models.mlp([16, 3])
+    with pytest.raises(ValueError, match=r"^mlp: features\[0\] must be a positive integer"):
+        models.mlp([16.0, 3])
+    optimizers.momentum(0.1, nesterov=True)
+    with pytest.raises(TypeError, match=r"^momentum: nesterov must be a bool"):
+        optimizers.momentum(0.1, nesterov=1)
+    assert models.mlp([16, 3]) is models.mlp((16, 3))       # equal models are still one object
+
+
+@pytest.mark.parametrize("bad_loss, exc", [(lambda p, t: jnp.mean(p, axis=-1), ValueError),
+                                           (lambda p, t: jnp.int32(3), ValueError)])
+def test_fit_loss_must_return_a_floating_scalar(bad_loss, exc):
+    with pytest.raises(exc, match=r"^fit: loss must return a floating scalar"):
+        _fit(loss=bad_loss, metrics={})
+
+
+def test_fit_metric_must_return_a_scalar():
+    with pytest.raises(ValueError, match=r"^fit: metrics\['per_class'\] must return a floating scalar"):
+        _fit(eval_data=(XT, YT), metrics={"per_class": lambda p, t: jnp.mean(p, axis=0)})
+
+
+def test_fit_x_of_extra_axis_names_the_predictions_shape():
+    """Issue 19, item 11: x of shape (n, 1, 2) gives predictions (1, 3) per example; the
+    loss's complaint about the labels now says what it was given."""
+    with pytest.raises(ValueError, match=r"in fit: loss of the model's predictions, per example \(1, 3\), "
+                                         r"and y, per example \(\)"):
+        _fit(x=jnp.ones((10, 1, 2)))
