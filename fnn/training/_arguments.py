@@ -154,6 +154,22 @@ def _check_state_kept(fn: str, model, params: Params, state: Any, stacked: bool,
                      "structure or shape)", f"{jax.tree.structure(s)}")
 
 
+def _scalar_of(fn: str, arg: str, f: Callable, predictions: Any, y: jax.Array) -> None:
+    """``f(predictions, y)`` must give a floating scalar for a batch of the model's outputs."""
+    batch = jax.ShapeDtypeStruct((2,) + tuple(predictions.shape), predictions.dtype)
+    targets = jax.ShapeDtypeStruct((2,) + tuple(y.shape[1:]), y.dtype)
+    try:
+        out = jax.eval_shape(f, batch, targets)
+    except (ValueError, TypeError) as e:
+        # The loss's own message first (it names its argument); then what it was given.
+        raise type(e)(f"{e} (in {fn}: {arg} of the model's predictions, per example "
+                      f"{tuple(predictions.shape)}, and y, per example {tuple(y.shape[1:])})") from None
+    if not hasattr(out, "shape") or out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
+        _checks.fail(fn, arg, "return a floating scalar (mean-reduced over the batch)",
+                     _checks.describe(out) if hasattr(out, "shape") else type(out).__name__,
+                     ValueError if hasattr(out, "shape") else TypeError)
+
+
 def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any, options: FitOptions, *,
             members: int | None = None, sweep: bool = False, hyper: Any = None,
             batch_sharding: Any = None) -> Prepared:
@@ -210,6 +226,9 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
     if m.general:
         _check_state_kept(fn, m, params, state, stacked, x)
     check_labels(fn, o.loss, predictions, y, "y")
+    _scalar_of(fn, "loss", o.loss, predictions, y)
+    for name, metric in metrics.items():
+        _scalar_of(fn, f"metrics[{name!r}]", metric, predictions, y)
     if eval_data is not None:
         predictions_shape(fn, m, params, state, stacked, "eval_data x", eval_data[0])
         check_labels(fn, o.loss, predictions, eval_data[1], "eval_data y")
