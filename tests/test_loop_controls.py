@@ -85,20 +85,10 @@ def test_fit_on_epoch_exception_propagates_and_keeps_last_checkpoint(tmp_path):
     chex.assert_trees_all_close(saved["params"], run(epochs=3).params, atol=0, rtol=0)
 
 
-def test_fit_on_epoch_ensemble_logs_are_per_member_arrays():
-    x, y, _, _ = data()
-    stacked = training.init_ensemble(MODEL, jax.random.split(jax.random.key(1), 3), (2,))
-    seen = []
-    r = training.fit_ensemble(MODEL, stacked, ADAM, x, y, epochs=2, key=KEY,
-                              progress=False, on_epoch=lambda e, logs: seen.append(logs))
-    np.testing.assert_array_equal(seen[1]["train_loss"], np.asarray(r.history["train_loss"][:, 1]))
-
-
 # --- early stopping -------------------------------------------------------------------
 
 @pytest.mark.parametrize("monitor,patience,min_delta,mode", [
-    ("eval_loss", 0, 0.0, None), ("train_loss", 2, 1e-3, None), ("eval_accuracy", 1, 0.0, None),
-    ("eval_loss", 3, 0.0, "max")])
+    ("eval_loss", 0, 0.0, None), ("train_loss", 2, 1e-3, None), ("eval_accuracy", 1, 0.0, None)])
 def test_early_stopping_matches_keras_rule_on_the_same_history(monitor, patience, min_delta, mode):
     rule = training.EarlyStopping(monitor, patience=patience, min_delta=min_delta, mode=mode)
     plain = run(epochs=25)
@@ -139,7 +129,7 @@ def test_early_stopping_resume_mid_patience_equals_uninterrupted(tmp_path):
         chex.assert_trees_all_equal(again.history, whole.history)
 
 
-def test_early_stopping_sweep_stops_per_member():
+def test_early_stopping_sweep_stops_per_member_and_logs_per_member_arrays():
     x, y, _, _ = data()
     rule = training.EarlyStopping("train_loss", patience=2)
 
@@ -148,7 +138,9 @@ def test_early_stopping_sweep_stops_per_member():
                                   epochs=epochs, key=KEY, progress=False, **kw)
 
     plain = sweep(8)
-    r = sweep(8, early_stopping=rule)
+    seen = []
+    r = sweep(8, early_stopping=rule, on_epoch=lambda e, logs: seen.append(logs))
+    np.testing.assert_array_equal(seen[1]["train_loss"], np.asarray(r.history["train_loss"][:, 1]))
     for k in range(2):
         stopped, best = keras_rule(np.asarray(plain.history["train_loss"][k]), 2, 0.0, "min")
         assert int(r.best_epoch[k]) == best
@@ -173,6 +165,7 @@ def test_early_stopping_compiles_once_for_two_calls():
 def test_early_stopping_default_mode_per_name():
     assert training.EarlyStopping("eval_accuracy").mode == "max"
     assert training.EarlyStopping("eval_loss").mode == "min"
+    assert training.EarlyStopping("eval_loss", mode="max").mode == "max"
 
 
 # --- gradient accumulation --------------------------------------------------------------
