@@ -184,8 +184,9 @@ def gemms_alone(problem: Problem) -> Callable:
     return run
 
 
-def fnn_fit(problem: Problem, optimizer=None, nan_guard: bool = True) -> Callable:
-    """fnn: the whole run is one fit call (progress off)."""
+def fnn_fit(problem: Problem, optimizer=None, nan_guard: bool = True, batch_size: int | None = None,
+            **fit_kwargs) -> Callable:
+    """fnn: the whole run is one fit call (progress off); ``fit_kwargs`` go to fit."""
     model = fnn.mlp(list(problem.sizes[1:]))
     optimizer = fnn.optimizers.adam(LR) if optimizer is None else optimizer
     x, y = problem.data()
@@ -196,8 +197,8 @@ def fnn_fit(problem: Problem, optimizer=None, nan_guard: bool = True) -> Callabl
     def run():
         params, opt_state = held[0]
         r = fnn.fit(model, params, optimizer, x, y, opt_state=opt_state, epochs=problem.epochs,
-                    batch_size=problem.batch_size, key=jax.random.key(0), progress=False,
-                    donate=True, nan_guard=nan_guard)
+                    batch_size=batch_size or problem.batch_size, key=jax.random.key(0), progress=False,
+                    donate=True, nan_guard=nan_guard, **fit_kwargs)
         held[0] = (r.params, r.opt_state)
         return r.params, r.history["train_loss"]
 

@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import _peers  # noqa: E402
+import fnn  # noqa: E402
 import _peers_eager  # noqa: E402
 import _peers_regularised  # noqa: E402
 from _common import format_table, record, time_interleaved, write_json  # noqa: E402
@@ -86,6 +87,14 @@ def variants(problem: _peers.Problem, python_loops: bool) -> dict:
         "fit": _peers.fnn_fit(problem),
         "fit[optax.adam]": _peers.fnn_fit(problem, optax.adam(_peers.LR)),
         "fit[no guard]": _peers.fnn_fit(problem, nan_guard=False),
+        # Loop controls (issue 14): early stopping that never triggers, a hook that never
+        # stops (one call per epoch), and accumulation of 4 quarter batches (same examples
+        # per update and per epoch as "fit").
+        "fit[early stopping]": _peers.fnn_fit(problem, early_stopping=fnn.training.EarlyStopping(
+            "train_loss", patience=10**9)),
+        "fit[on_epoch]": _peers.fnn_fit(problem, on_epoch=lambda epoch, logs: None),
+        "fit[accumulate 4 x batch/4]": _peers.fnn_fit(problem, batch_size=max(1, problem.batch_size // 4),
+                                                      accumulation_steps=4),
         "gemm": _peers.gemms_alone(problem),
     }
     if python_loops:
