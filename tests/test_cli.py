@@ -56,7 +56,9 @@ def test_train_exits_zero_and_writes_checkpoint_config_history(digits_run):
     assert {"params.ckpt", "config.json", "history.json"} <= set(os.listdir(out))
     assert config["config"] == {"data": "digits", "samples": None, "hidden": [32],
                                 "activation": "relu", "optimizer": "adam", "learning_rate": 2e-3,
-                                "epochs": 3, "batch_size": 64, "seed": 3, "ensemble": 1}
+                                "epochs": 3, "batch_size": 64, "seed": 3, "ensemble": 1,
+                                "model": "mlp", "channels": [32, 64], "kernel": 3, "dropout": 0.0,
+                                "batch_norm": False}
     with open(out / "history.json") as f:
         history = json.load(f)
     assert sorted(history) == ["eval_accuracy", "eval_loss", "train_loss"]
