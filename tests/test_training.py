@@ -554,3 +554,12 @@ def test_fit_with_rebuilt_identical_model_and_optimizer_does_not_recompile():
     first = len(traces)
     fit(fnn.mlp([8, 3]), _params(), O.adam(1e-2), x, y, **kwargs)
     assert len(traces) == first
+
+
+def test_fit_many_short_checkpointed_chunks_with_progress(tmp_path, capsys):
+    """Chunks cut short by checkpoint_every kept growing the next chunk's size until it
+    overflowed (OverflowError: cannot convert float infinity to integer)."""
+    x, y = _data(8)
+    r = fit(MODEL, _params(), O.sgd(0.01), x, y, epochs=400, batch_size=8, key=jax.random.key(0),
+            progress=True, checkpoint=tmp_path / "c.fnn", checkpoint_every=1)
+    assert r.epoch == 400 and fnn.checkpoint.load(tmp_path / "c.fnn")["epoch"] == 400

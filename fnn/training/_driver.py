@@ -185,7 +185,8 @@ def run(p: Prepared) -> FitResult:
                                                                           done - 1)) is True:
                     break
                 if epoch > p.start.epoch:      # the first chunk included compilation
-                    chunk = max(1, int(PROGRESS_INTERVAL_S * chunk / max(elapsed, 1e-9)))
+                    # capped: chunks cut short by checkpoints must not grow without bound
+                    chunk = min(p.epochs, max(1, int(PROGRESS_INTERVAL_S * chunk / max(elapsed, 1e-9))))
                 epoch = done
             if bar is not None:
                 bar.close()
