@@ -77,11 +77,10 @@ def _all_finite(tree: Params, member_axes: int) -> jax.Array:
 
     ``x * 0`` is 0 for finite ``x`` and NaN for inf/NaN, so the sum is NaN exactly when
     some value is not finite, and it cannot overflow. Small leaves are joined into one
-    vector first: one reduction kernel to compile instead of one per leaf (~15 ms of XLA
-    compile each on CPU); a large leaf gets a reduction of its own, which reads it once
-    instead of copying it into the joined vector and reading that (at 784-2048-2048-10
-    the joined vector took 4.5-6 ms an epoch). Which leaf failed is worked out on the
-    host, only after a failure (:mod:`._rollback`).
+    vector first: one reduction kernel to compile instead of one per leaf; a large leaf
+    gets a reduction of its own, which reads it once instead of copying it into the
+    joined vector and reading that (timings: benchmarks/README.md). Which leaf failed is
+    worked out on the host, only after a failure (:mod:`._rollback`).
     """
     flat = [jnp.reshape(a, a.shape[:member_axes] + (-1,)) for a in jax.tree.leaves(tree)]
     large = [a for a in flat if a.shape[-1] >= OWN_REDUCTION_MIN_SIZE]
@@ -96,7 +95,7 @@ def _all_finite(tree: Params, member_axes: int) -> jax.Array:
 def _over_members(cfg: LoopConfig, fn: Callable, in_axes: tuple) -> Callable:
     """``jax.vmap(fn, in_axes)`` over the members; for one member, ``fn`` on member 0 with
     the axis put back: the same values, without the batch dimension of size 1 that vmap
-    gives every matmul (which XLA's CPU backend runs ~10% slower than a plain one)."""
+    gives every matmul (which XLA's CPU backend runs slower than a plain one)."""
     if cfg.members != 1:
         return jax.vmap(fn, in_axes=in_axes)
 
@@ -127,10 +126,9 @@ def _keys(cfg: LoopConfig, key: jax.Array, steps: jax.Array) -> jax.Array | None
 # gather per epoch (one extra copy of the data on the device) and cut into contiguous
 # batches; otherwise each batch is gathered on its own. XLA's CPU backend splits every
 # gather across threads (its cost model counts the whole dataset as read), a fixed cost
-# of ~9 us per gather that the one large gather avoids; but the large gather also
-# writes and rereads the data (~0.23 us per KB of a batch, measured on 2 CPU cores).
-# At 64-128-10, batch 64 (16 KB), the one gather saves 12% of the step; at 256-256-10,
-# batch 128 (128 KB), it costs 6%; the break-even is near 40 KB.
+# per gather that the one large gather avoids; but the large gather also writes and
+# rereads the data, a cost per byte of a batch: small batches gain, large ones lose
+# (the measured break-even is in benchmarks/README.md).
 WHOLE_GATHER_MAX_BYTES = 1 << 28
 WHOLE_GATHER_MAX_BATCH_BYTES = 32 * 1024
 

@@ -12,7 +12,7 @@ from fnn import _checks
 # uniformly random permutation).
 TIE_MARGIN_BITS = 8
 # Up to this many passes they are faster than one sort of a two-word key carrying the
-# index (measured on CPU at 2^20 examples: 6 passes 208 ms, two-word sort 292 ms).
+# index (measured on CPU: benchmarks/README.md).
 MAX_PASSES = 6
 
 
@@ -63,10 +63,10 @@ def epoch_order(key: jax.Array, epoch: int | jax.Array, n: int) -> jax.Array:
     ``jax.random.permutation``), except that a pair of examples whose random bits tie keeps
     its index order (expected: fewer than one such pair in 256 epochs, see
     :func:`sort_passes`). The sorts are of one 32-bit word each (:func:`order_from_bits`),
-    1 to 4 of them up to a million examples: at ``n = 12800`` two, 0.58 ms on CPU, against
-    2.4 ms for one sort of a two-word key that carries an index array and 3.8 ms for
-    ``jax.random.permutation``. Above 2^23 examples it sorts by two random words carrying
-    the index.
+    1 to 4 of them up to a million examples, each on XLA's fast path for a single operand
+    (faster than one sort of a two-word key carrying an index array, and than
+    ``jax.random.permutation``: timings in benchmarks/README.md). Above 2^23 examples it
+    sorts by two random words carrying the index.
 
     Args:
       key: a ``jax.random`` key.

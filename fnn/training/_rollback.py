@@ -1,8 +1,7 @@
 """The non-finite guard's rollback: the last good state, rebuilt only when needed.
 
 Keeping a snapshot of params and optimizer state inside the compiled loop would copy
-the whole state every epoch (measured: 2-5% of the time of a short epoch at
-784-2048-2048-10). Instead the guarded runner does not donate its input, so the driver
+the whole state every epoch (its measured cost: benchmarks/README.md). Instead the guarded runner does not donate its input, so the driver
 still holds the state each call started from; when a model fails at epoch ``e`` the
 driver runs the same program again from that state up to ``e`` (and to ``e + 1`` to see
 which leaf failed). A fixed program on fixed inputs computes the same values, so this
