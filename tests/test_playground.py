@@ -193,5 +193,7 @@ def test_playground_command_exits_cleanly_on_ctrl_c():
     assert line.startswith("fnn playground: serving http://127.0.0.1:")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    assert "stopped" in out
+    # The fnn command's convention for Ctrl-C: status 130 and one line, no traceback.
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ["fnn playground: interrupted"], err
+    assert "Traceback" not in out + err
