@@ -154,12 +154,22 @@ def _check_state_kept(fn: str, model, params: Params, state: Any, stacked: bool,
                      "structure or shape)", f"{jax.tree.structure(s)}")
 
 
+def _call(f: Callable, predictions: Any, targets: Any) -> Any:
+    return f(predictions, targets)
+
+
 def _scalar_of(fn: str, arg: str, f: Callable, predictions: Any, y: jax.Array) -> None:
     """``f(predictions, y)`` must give a floating scalar for a batch of the model's outputs."""
     batch = jax.ShapeDtypeStruct((2,) + tuple(predictions.shape), predictions.dtype)
     targets = jax.ShapeDtypeStruct((2,) + tuple(y.shape[1:]), y.dtype)
     try:
-        out = jax.eval_shape(f, batch, targets)
+        hash(f)
+    except TypeError:           # an unhashable callable: traced without the cache
+        shape_of = lambda *a: jax.eval_shape(_call, f, *a)  # noqa: E731
+    else:
+        shape_of = lambda *a: eval_shape(_call, f, *a)  # noqa: E731
+    try:
+        out = shape_of(batch, targets)
     except (ValueError, TypeError) as e:
         # The loss's own message first (it names its argument); then what it was given.
         raise type(e)(f"{e} (in {fn}: {arg} of the model's predictions, per example "
