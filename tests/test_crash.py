@@ -127,3 +127,33 @@ def test_save_removes_temp_files_left_by_a_killed_save(tmp_path):
     fnn.checkpoint.save(path, {"w": np.ones(3, np.float32)})
     assert temps() == [] and sorted(os.listdir(tmp_path)) == ["big.ckpt"]
     np.testing.assert_array_equal(fnn.checkpoint.load(path)["w"], np.ones(3))
+
+
+_INTERRUPT_DURING_IMPORT = """
+import os, signal, sys
+import _fnn_command
+
+class InterruptWhenJaxIsImported:  # a real SIGINT, delivered inside `import fnn`
+    def find_spec(self, name, path=None, target=None):
+        if name == "jax":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.argv = ["fnn", "train"]
+sys.meta_path.insert(0, InterruptWhenJaxIsImported())
+sys.exit(_fnn_command.main())
+"""
+
+
+def test_fnn_command_interrupted_while_importing_fnn_exits_130_with_one_line():
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_DURING_IMPORT], env=ENV, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout == "" and "Traceback" not in proc.stderr, proc.stderr
+    assert (proc.returncode, proc.stderr) == (130, "fnn train: interrupted while starting\n")
+
+
+def test_fnn_command_entry_point_is_the_launcher_that_handles_interrupts_first():
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "fnn"]
+    assert script.value == "_fnn_command:main"

@@ -303,6 +303,12 @@ for name, make in OPTIMIZERS.items():
     case(f"{name}-lr-None", lambda make=make: make(None), T, name, "learning_rate")
     case(f"{name}-lr-str", lambda make=make: make("0.1"), T, name, "learning_rate")
     case(f"{name}-lr-vector", lambda make=make: make(jnp.array([0.1, 0.2])), V, name, "learning_rate")
+    for what, schedule in [("str", lambda c: "abc"), ("vector", lambda c: jnp.ones(2)),
+                           ("complex", lambda c: jnp.complex64(0.1))]:
+        case(f"{name}-schedule-returns-{what}",
+             lambda make=make, schedule=schedule: jax.jit(make(schedule).update)(PARAMS, make(0.1).init(PARAMS),
+                                                                                 PARAMS),
+             T, name, "learning_rate")
     case(f"{name}-init-int-params", lambda make=make: make(0.1).init({"w": jnp.ones(3, jnp.int32)}), T,
          name, "params")
     case(f"{name}-init-str", lambda make=make: make(0.1).init("abc"), T, name, "params")

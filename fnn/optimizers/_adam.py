@@ -46,7 +46,7 @@ def _adam(fn: str, learning_rate, b1, b2, eps, weight_decay) -> GradientTransfor
                 _checks.fail(fn, "params", "be passed to update (weight decay scales them)",
                              "None")
             _base.check_like_init(fn, "params", params, state.mu)
-        lr = _base.learning_rate_at(learning_rate, state.count)
+        lr = _base.learning_rate_at(fn, learning_rate, state.count)
         count = _base.safe_increment(state.count)
         # 1 - b**t in the default float dtype (float32; float64 under x64), never in
         # bfloat16, where b2**t would round to 1 for a long time and divide by zero.

@@ -105,9 +105,24 @@ def bias_correction(decay: Any, count: jax.Array) -> jax.Array:
     return 1 - decay ** count
 
 
-def learning_rate_at(learning_rate: ScalarOrSchedule, count: jax.Array) -> Any:
-    """The rate for the update that ``count`` updates have preceded (``schedule(0)`` first)."""
-    return learning_rate(count) if callable(learning_rate) else learning_rate
+def learning_rate_at(fn: str, learning_rate: ScalarOrSchedule, count: jax.Array) -> Any:
+    """The rate for the update that ``count`` updates have preceded (``schedule(0)`` first).
+
+    A schedule's value is checked where it is first known, at trace time: a real scalar
+    (a number or a 0-d real array, traced or not), not a string, a vector or a complex.
+    """
+    if not callable(learning_rate):
+        return learning_rate
+    lr = learning_rate(count)
+    got = f"{_checks.describe(lr)} from schedule({_checks.describe(count)})"
+    try:
+        dtype = None if isinstance(lr, (str, bytes)) else jnp.result_type(lr)
+    except TypeError:
+        dtype = None
+    if (dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
+            or np.ndim(lr) != 0):
+        _checks.fail(fn, "learning_rate", "be a schedule returning a real scalar", got, TypeError)
+    return lr
 
 
 def scale_by_learning_rate(lr: Any, u: jax.Array) -> jax.Array:
@@ -142,7 +157,7 @@ def accumulating(fn: str, state_type: type, init_value: float,
         del params
         count, accumulator = check_state(fn, state, state_type)
         check_update_args(fn, grads, accumulator)
-        lr = learning_rate_at(learning_rate, count)
+        lr = learning_rate_at(fn, learning_rate, count)
 
         def leaf(g, acc):
             direction, acc = rule(g, acc)

@@ -74,7 +74,7 @@ def sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
         del params
         state = _base.check_state("sgd", state, SgdState)
         _base.check_grads_floating("sgd", grads)
-        lr = _base.learning_rate_at(learning_rate, state.count)
+        lr = _base.learning_rate_at("sgd", learning_rate, state.count)
         updates = jax.tree.map(lambda g: _base.scale_by_learning_rate(lr, g), grads)
         return updates, SgdState(count=_base.safe_increment(state.count))
 
