@@ -439,6 +439,16 @@ case("EarlyStopping-min_delta-negative", lambda: training.EarlyStopping(min_delt
 case("EarlyStopping-restore_best-str", lambda: training.EarlyStopping(restore_best="yes"), T,
      "EarlyStopping", "restore_best")
 case("EarlyStopping-mode-up", lambda: training.EarlyStopping(mode="up"), V, "EarlyStopping", "mode")
+case("fit_batches-batches-int", lambda: training.fit_batches(MLP, mlp_params(), optimizers.sgd(0.1), 3),
+     T, "fit_batches", "batches")
+case("fit_batches-batch-not-a-pair", lambda: training.fit_batches(MLP, mlp_params(), optimizers.sgd(0.1),
+                                                                   [XT]), T, "fit_batches", r"batches\[0\]")
+case("fit_batches-steps_per_call-0", lambda: training.fit_batches(
+    MLP, mlp_params(), optimizers.sgd(0.1), [(XT, YT)], steps_per_call=0), V, "fit_batches", "steps_per_call")
+case("fit_batches-steps-float", lambda: training.fit_batches(
+    MLP, mlp_params(), optimizers.sgd(0.1), [(XT, YT)], steps=1.5), V, "fit_batches", "steps")
+case("fit_batches-y-out-of-range", lambda: training.fit_batches(
+    MLP, mlp_params(), optimizers.sgd(0.1), [(XT, YT + 1)]), V, "fit_batches", "y")
 case("compilation_cache.enable-path-int", lambda: compilation_cache.enable(3), T,
      "compilation_cache.enable", "path")
 case("compilation_cache.enable-path-None-while-off", lambda: compilation_cache.enable(None), V,

@@ -12,6 +12,7 @@ same way with its state: ``params, state = model.init(...)``, ``fit(..., state=s
 then ``result.state`` and ``evaluate(..., state=result.state)``.
 """
 
+from fnn.training._batches import fit_batches
 from fnn.training._driver import Interrupted
 from fnn.training._early import EarlyStopping
 from fnn.training._evaluate import evaluate
@@ -24,4 +25,4 @@ from fnn.training._step import make_train_step, train_step
 
 __all__ = ["train_step", "make_train_step", "fit", "evaluate", "FitResult", "NonFiniteReport",
            "init_ensemble", "fit_ensemble", "fit_sweep", "epoch_order", "step_key", "Interrupted",
-           "EarlyStopping"]
+           "EarlyStopping", "fit_batches"]
