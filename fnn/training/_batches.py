@@ -22,7 +22,7 @@ from fnn.training._epochs import EpochSource, copy_carry, epoch_end, run_epoch, 
 from fnn.training._resume import loaded
 from fnn.training._results import FitResult, NonFiniteReport
 
-__all__ = ["fit_batches", "CHUNK_BYTES", "MAX_AUTO_STEPS"]
+__all__ = ["fit_batches", "auto_steps_per_call", "CHUNK_BYTES", "MAX_AUTO_STEPS"]
 
 # Without steps_per_call, a chunk holds about this many bytes of batches (at most
 # MAX_AUTO_STEPS batches, and no more than an epoch's when its length is known): large
@@ -33,7 +33,8 @@ CHUNK_BYTES = 16 << 20
 MAX_AUTO_STEPS = 128
 
 
-def _auto_steps(x: Any, y: Any, length: int | None) -> int:
+def auto_steps_per_call(x: Any, y: Any, length: int | None) -> int:
+    """The default ``steps_per_call`` for batches like ``(x, y)``, ``length`` per epoch if known."""
     batch = x.size * x.dtype.itemsize + y.size * y.dtype.itemsize
     k = max(1, min(MAX_AUTO_STEPS, CHUNK_BYTES // max(batch, 1)))
     return k if length is None else max(1, min(k, length))
@@ -145,7 +146,7 @@ def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *, epochs
         "loss", "epochs", "key", "eval_data", "metrics", "opt_state", "state", "initial", "progress",
         "nan_guard", "checkpoint", "checkpoint_every", "on_epoch")}, batch_size=x0.shape[0], shuffle=False)
     p = prepare(fn, model, params, optimizer, x0, y0, options)
-    k = steps_per_call or _auto_steps(x0, y0, length)
+    k = steps_per_call or auto_steps_per_call(x0, y0, length)
     steps_done = 0
     if p.start.epoch:
         if length is None and p.cfg.model.general:
