@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import jax
 import jax.numpy as jnp
@@ -86,8 +86,10 @@ def _encode(node: Any, path: str, blobs: list, depth: int) -> dict:
     for tag, kind in _SCALARS.items():
         if type(node) is kind:  # exact types: bool is not an int here, IntEnum is rejected
             if kind is int and not _printable(node):
+                # `type(node) is kind` with kind from a dict does not narrow node for mypy.
                 fail("checkpoint.save", "tree", f"hold Python ints of at most {sys.get_int_max_str_digits()} "
-                     "digits (store bigger numbers as a str)", f"an int of {node.bit_length()} bits at {path}",
+                     "digits (store bigger numbers as a str)", f"an int of {cast(int, node).bit_length()} bits "
+                     f"at {path}",
                      TypeError)
             return {"t": tag, "v": node}
     if isinstance(node, dict):
@@ -97,8 +99,9 @@ def _encode(node: Any, path: str, blobs: list, depth: int) -> dict:
         return {"t": "dict", "keys": list(node),
                 "items": [_encode(v, f"{path}[{k!r}]", blobs, depth + 1) for k, v in node.items()]}
     if isinstance(node, tuple) and hasattr(type(node), "_fields"):
-        return {"t": "namedtuple", "name": type(node).__name__, "fields": list(node._fields),
-                "items": [_encode(v, f"{path}.{f}", blobs, depth + 1) for f, v in zip(node._fields, node)]}
+        fields = cast(Any, node)._fields  # a NamedTuple: mypy does not narrow on hasattr of the type
+        return {"t": "namedtuple", "name": type(node).__name__, "fields": list(fields),
+                "items": [_encode(v, f"{path}.{f}", blobs, depth + 1) for f, v in zip(fields, node)]}
     if isinstance(node, (list, tuple)):
         return {"t": "list" if isinstance(node, list) else "tuple",
                 "items": [_encode(v, f"{path}[{i}]", blobs, depth + 1) for i, v in enumerate(node)]}
@@ -106,7 +109,7 @@ def _encode(node: Any, path: str, blobs: list, depth: int) -> dict:
          "and Python bool/int/float/str", f"{type(node).__name__} at {path}", TypeError)
 
 
-def _printable(n: int) -> bool:
+def _printable(n: object) -> bool:
     """Whether JSON can write ``n`` (Python limits int-to-str conversion to 4300 digits)."""
     try:
         str(n)
@@ -177,7 +180,7 @@ def _kind(x: Any) -> str:
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         return f"{x.dtype}{list(x.shape)}"
     if isinstance(x, tuple) and hasattr(type(x), "_fields"):
-        return f"{type(x).__name__}{tuple(x._fields)}"
+        return f"{type(x).__name__}{tuple(cast(Any, x)._fields)}"
     if isinstance(x, (list, tuple, dict)):
         return f"{type(x).__name__} of {len(x)}"
     return "None" if x is None else f"a Python {type(x).__name__}"

@@ -13,7 +13,7 @@ default: the model returns logits, and the losses apply sigmoid/softmax stably).
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -177,7 +177,7 @@ def _mlp(features: Sequence[int], activation="relu", output_activation=None, w_i
     # (splits, draws, scalings) compiles on its own first use.
     compiled_init = jax.jit(init_impl, static_argnums=1)
 
-    def init(key: jax.Array, input_shape: Sequence[int]) -> list:
+    def init(key: jax.Array, input_shape: Sequence[int] | int) -> list:
         _checks.prng_key("mlp", "key", key)
         if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
             input_shape = (input_shape,)
@@ -205,6 +205,7 @@ def _mlp(features: Sequence[int], activation="relu", output_activation=None, w_i
             if i == len(params) - 1:
                 return out_act(z)
             a = act(z, p["alpha"]) if learned_alpha else act(z)
+        raise AssertionError("unreachable: params holds len(sizes) >= 1 layers (checked above)")
 
     return Layer(init, apply)
 
@@ -222,7 +223,7 @@ def _general_mlp(pure: Layer, features: tuple, activation, output_activation, ra
 
     def init(key: jax.Array, input_shape: Sequence[int]) -> tuple[list, list]:
         params = pure.init(key, input_shape)
-        states = []
+        states: list[Any] = []
         for i in range(hidden):
             if batch_norm:
                 bn_params, bn_state = batch_norm_init(features[i], dtype)
@@ -237,7 +238,8 @@ def _general_mlp(pure: Layer, features: tuple, activation, output_activation, ra
         check_part_list("mlp", "params", params, len(features))
         check_part_list("mlp", "state", state, hidden)
         keys = split_key("mlp", key if train and rate else None, max(hidden, 1))
-        a, new_state = x, []
+        a = x
+        new_state: list[Any] = []
         for i, p in enumerate(params):
             z = dense_apply(p, a, name=names[i])
             if i == hidden:
@@ -250,5 +252,6 @@ def _general_mlp(pure: Layer, features: tuple, activation, output_activation, ra
                 new_state.append(state[i])
             a = act(z, p["alpha"]) if learned_alpha else act(z)
             a = dropout_apply(a, rate, keys[i], train, name=f"mlp layer {i} (dropout)")
+        raise AssertionError("unreachable: params holds len(features) >= 1 layers (checked above)")
 
     return StatefulLayer(init, apply)

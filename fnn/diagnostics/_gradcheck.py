@@ -148,9 +148,9 @@ def check_gradients(fn: Callable[..., jax.Array], params: Any, *args: Any,
         value = jax.eval_shape(lambda p, arrays: fn(p, *rebuild(arrays)), params64, arrays)
         if getattr(value, "shape", None) != ():
             _checks.fail(name, "fn", "return a scalar", getattr(value, "shape", type(value).__name__))
-        analytic = grad_fn or jax.grad(fn)
+        analytic_grad = grad_fn or jax.grad(fn)
         # Compiled: one compilation instead of one per eager op of a deep backward pass.
-        grads = jax.jit(lambda p, arrays: analytic(p, *rebuild(arrays)))(params64, arrays)
+        grads = jax.jit(lambda p, arrays: analytic_grad(p, *rebuild(arrays)))(params64, arrays)
         if jax.tree.structure(grads) != jax.tree.structure(params64):
             _checks.fail(name, "grad_fn", f"return params' structure {jax.tree.structure(params64)}",
                          jax.tree.structure(grads))

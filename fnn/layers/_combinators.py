@@ -11,7 +11,7 @@ is general (its state is a list with one entry per part, or the part's own state
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import jax
 import jax.numpy as jnp
@@ -116,6 +116,7 @@ def parallel(*layers: Any) -> Layer | StatefulLayer:
     general = any(isinstance(p, StatefulLayer) for p in parts)
     if general:
         parts = [stateful(p) for p in parts]
+    lifted = cast(list[StatefulLayer], parts)  # read only when general, after the line above
 
     def init(key: jax.Array, input_shape: Any) -> Any:
         shapes = shape_list("parallel", input_shape, n)
@@ -132,7 +133,7 @@ def parallel(*layers: Any) -> Layer | StatefulLayer:
         check_part_list("parallel", "params", params, n)
         check_part_list("parallel", "state", state, n)
         out = [p.apply(q, s, xi, key=k, train=train) for p, q, s, xi, k in
-               zip(parts, params, state, _inputs("parallel", x, n), split_key("parallel", key, n))]
+               zip(lifted, params, state, _inputs("parallel", x, n), split_key("parallel", key, n))]
         return [o[0] for o in out], [o[1] for o in out]
 
     result = StatefulLayer(init, apply_general) if general else Layer(init, apply_pure)

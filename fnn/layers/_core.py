@@ -39,7 +39,8 @@ class Layer(NamedTuple):
     """A pure layer: ``init(key, input_shape) -> params`` and ``apply(params, x) -> y``."""
 
     init: Callable[..., Params]
-    apply: Callable[[Params, jax.Array], jax.Array]
+    # x and y are arrays, or lists of arrays between the branch combinators (fan_out, parallel).
+    apply: Callable[[Params, Any], Any]
 
 
 class StatefulLayer(NamedTuple):
@@ -50,7 +51,7 @@ class StatefulLayer(NamedTuple):
     """
 
     init: Callable[..., tuple[Params, State]]
-    apply: Callable[..., tuple[jax.Array, State]]
+    apply: Callable[..., tuple[Any, State]]  # y: an array, or a list of arrays as in Layer
 
 
 def is_general(layer: Any) -> bool:

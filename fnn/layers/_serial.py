@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeAlias, cast
 
 import jax
 import jax.numpy as jnp
-from jax.typing import ArrayLike
 
 from fnn import _checks
 from fnn._cache import same_object_for_same_arguments
@@ -16,6 +15,9 @@ from fnn.layers._registry import input_dtype, named
 __all__ = ["serial", "split_key", "check_part_list", "output_shape"]
 
 Params = Any
+Shape: TypeAlias = tuple[int, ...]
+# One example's shape, or a list of them (one per branch, between the branch combinators).
+Shapes: TypeAlias = Shape | list[Shape]
 
 
 def check_part_list(fn: str, arg: str, value: Any, n: int) -> None:
@@ -34,7 +36,7 @@ def split_key(fn: str, key: Any, n: int) -> list:
 
 
 def output_shape(layer: Layer | StatefulLayer, params: Params, state: Any,
-                 shape: tuple[int, ...], dtype: Any = jnp.float32) -> tuple[int, ...]:
+                 shape: Sequence[Any], dtype: Any = jnp.float32) -> Shapes:
     """Shape of one example's output of ``layer``, traced abstractly (no computation).
 
     A list of shapes (the input of a branch combinator) gives a list of inputs, a layer
@@ -91,8 +93,10 @@ def serial(*layers: Layer | StatefulLayer | Callable[[jax.Array], jax.Array]) ->
     if any(isinstance(p, StatefulLayer) for p in parts):
         return named(_general_serial([stateful(p) for p in parts]), "serial", layers, "serial")
 
+    pure = cast(list[Layer], parts)  # no part is a StatefulLayer (that case returned above)
+
     def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
-        shape = example_shape("serial", input_shape)
+        shape: Shapes = example_shape("serial", input_shape)
         params = []
         for part, part_key in zip(parts, jax.random.split(key, len(parts))):
             p = part.init(part_key, shape)
@@ -100,9 +104,10 @@ def serial(*layers: Layer | StatefulLayer | Callable[[jax.Array], jax.Array]) ->
             params.append(p)
         return params
 
-    def apply(params: Params, x: ArrayLike) -> jax.Array:
+    # x and the result: arrays, or lists of arrays where a part is a branch combinator.
+    def apply(params: Params, x: Any) -> Any:
         check_part_list("serial", "params", params, len(parts))
-        for part, p in zip(parts, params):
+        for part, p in zip(pure, params):
             x = part.apply(p, x)
         return x
 
@@ -111,7 +116,7 @@ def serial(*layers: Layer | StatefulLayer | Callable[[jax.Array], jax.Array]) ->
 
 def _general_serial(parts: list[StatefulLayer]) -> StatefulLayer:
     def init(key: jax.Array, input_shape: Sequence[int]) -> tuple[list, list]:
-        shape = example_shape("serial", input_shape)
+        shape: Shapes = example_shape("serial", input_shape)
         params, states = [], []
         for part, part_key in zip(parts, jax.random.split(key, len(parts))):
             p, s = part.init(part_key, shape)
@@ -120,8 +125,8 @@ def _general_serial(parts: list[StatefulLayer]) -> StatefulLayer:
             states.append(s)
         return params, states
 
-    def apply(params: Params, state: Any, x: ArrayLike, *, key: Any = None,
-              train: bool = False) -> tuple[jax.Array, list]:
+    def apply(params: Params, state: Any, x: Any, *, key: Any = None,
+              train: bool = False) -> tuple[Any, list]:
         check_train("serial", train)
         check_part_list("serial", "params", params, len(parts))
         check_part_list("serial", "state", state, len(parts))

@@ -61,6 +61,7 @@ def update(rerun: Callable[[LoopState, int], LoopState], before: LoopState,
         state = before if epoch == int(start) else rerun(before, epoch)
         failed = after if epoch + 1 == int(end) else rerun(state, epoch + 1)
         mask = newly & (bad_epoch == epoch)
+        leaves: dict[int | None, str | None]
         if mask.ndim == 0:
             leaves = {None: _first_nonfinite_leaf(failed.params, None)}
         else:
