@@ -226,16 +226,9 @@ def _freeze(running: jax.Array, new: Any, old: Any) -> Any:
                         new, old)
 
 
-def summary(state: LoopState) -> jax.Array:
-    """``[epoch, alive..., bad_epoch..., bad_step...]`` (int32, one entry per member each):
-    what the driver reads after a call, in one transfer instead of four."""
-    return jnp.concatenate([jnp.reshape(a, (-1,)).astype(jnp.int32)
-                            for a in (state.epoch, state.alive, state.bad_epoch, state.bad_step)])
-
-
 @functools.lru_cache(maxsize=64)
 def build_runner(cfg: LoopConfig) -> Callable:
-    """``run(state, hyper, x, y, x_eval, y_eval, stop) -> (state, summary(state))``, jitted.
+    """``run(state, hyper, x, y, x_eval, y_eval, stop) -> state``, jitted.
 
     The state is donated (updated in place) unless ``cfg.nan_guard``: then the caller
     keeps it, to rebuild the state from before a failing epoch by running again up to it.
@@ -294,7 +287,6 @@ def build_runner(cfg: LoopConfig) -> Callable:
         def cond(c: LoopState) -> jax.Array:
             return (c.epoch < stop) & jnp.any(_running(c))
 
-        state = jax.lax.while_loop(cond, body, state)
-        return state, summary(state)
+        return jax.lax.while_loop(cond, body, state)
 
     return jax.jit(run, donate_argnums=() if cfg.nan_guard else (0,))
