@@ -42,7 +42,7 @@ class _Slot:
 class Runs:
     """The runs of the open pages, by id; each page's updates happen one at a time."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
 
@@ -108,6 +108,7 @@ def update_json(run: _engine.Run, views: dict, since: int, with_data: bool) -> d
 
 
 class _Handler(BaseHTTPRequestHandler):
+    server: _Server                # for mypy only: the server this handler was made by
     server_version = "fnn-playground"
     protocol_version = "HTTP/1.1"
 
@@ -233,6 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    runs: Runs                     # set by make_server
     daemon_threads = True          # Ctrl-C does not wait for a page's open connection
     allow_reuse_address = True
 

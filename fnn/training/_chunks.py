@@ -37,7 +37,9 @@ class HostChunk(NamedTuple):
 
     xs: Any               # np.ndarray, or a jax.Array when the batches were jax arrays
     ys: Any
-    count: int            # real batches (the rest, up to k, are padding)
+    # real batches (the rest, up to k, are padding); the field shadows tuple.count, which
+    # mypy reports as an incompatible override, but attribute access gives the field.
+    count: int  # type: ignore[assignment]
     padded: bool          # run with the skipping program (count may be < len(xs))
 
 
@@ -69,11 +71,11 @@ def _stack(arrays: list, k: int) -> Any:
         out = jnp.stack(arrays)
         return out if len(arrays) == k else jnp.concatenate(
             [out, jnp.zeros((k - len(arrays),) + out.shape[1:], out.dtype)])
-    out = np.empty((k,) + arrays[0].shape, arrays[0].dtype)
+    host = np.empty((k,) + arrays[0].shape, arrays[0].dtype)
     for i, a in enumerate(arrays):
-        out[i] = a
-    out[len(arrays):] = 0
-    return out
+        host[i] = a
+    host[len(arrays):] = 0
+    return host
 
 
 def host_chunks(batches: Iterator, k: int, check: Callable[[int, Any], tuple],
