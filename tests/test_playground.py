@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 
+import jax
 import numpy as np
 import pytest
 
@@ -58,6 +59,7 @@ def test_playground_options_list_choices_and_limits(server):
     assert status == 200
     assert reply["choices"]["data"] == ["xor", "circles", "moons", "blobs", "spirals"]
     assert reply["limits"]["neurons"] == [1, 32] and reply["defaults"]["hidden"] == [8, 8]
+    assert reply["limits"]["dropout"] == [0.0, 0.9] and reply["defaults"]["dropout"] == 0.0
 
 
 def test_playground_run_returns_the_first_picture_at_epoch_zero(server):
@@ -68,8 +70,9 @@ def test_playground_run_returns_the_first_picture_at_epoch_zero(server):
     assert len(reply["train"]["x"]) + len(reply["test"]["x"]) == 200
 
 
-def test_playground_step_equals_fnn_fit(server):
-    rid = new_run(server, epochs_per_update=4, learning_rate=0.05)["id"]
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_playground_step_equals_fnn_fit(server, dropout):
+    rid = new_run(server, epochs_per_update=4, learning_rate=0.05, dropout=dropout)["id"]
     losses = []
     for _ in range(3):
         status, reply = request(server, "POST", "/api/step", {"id": rid})
@@ -79,12 +82,37 @@ def test_playground_step_equals_fnn_fit(server):
     config = _config.parse({"learning_rate": 0.05})
     data = _engine.load_data(config)
     _, k_init, k_order = _engine.keys(0)
-    model = fnn.mlp([8, 8, 2], "tanh")
-    result = fnn.fit(model, model.init(k_init, (2,)), fnn.optimizers.adam(0.05), data.x_train, data.y_train,
+    # With dropout, fit trains the general model (the masks of its step keys) and
+    # evaluates it with train=False, as the page does.
+    model = fnn.mlp([8, 8, 2], "tanh", dropout=dropout)
+    params, state = model.init(k_init, (2,)) if dropout else (model.init(k_init, (2,)), None)
+    result = fnn.fit(model, params, fnn.optimizers.adam(0.05), data.x_train, data.y_train, state=state,
                      epochs=12, batch_size=10, key=k_order, eval_data=(data.x_test, data.y_test), progress=False)
     # The page's learning rate is a traced argument (no recompile when it changes), fit's a
     # constant XLA may fold: equal to float32 rounding, bit for bit at some rates (0.03).
     np.testing.assert_allclose(np.float32(losses), np.asarray(result.history["eval_loss"]), rtol=2e-5)
+
+
+def test_playground_dropout_views_use_the_whole_network():
+    # Inference mode (train=False): the plain MLP's forward stage on the trained params,
+    # so the maps are not one random thinned network's.
+    run, views = _engine.advance(_engine.start(_config.parse({"dropout": 0.5, "epochs_per_update": 2})))
+    t = np.linspace(-_engine.DOMAIN, _engine.DOMAIN, _engine.GRID)
+    xx, yy = np.meshgrid(t, -t)
+    logits = fnn.mlp([8, 8, 2], "tanh").apply(run.params, np.stack([xx.ravel(), yy.ravel()], -1))
+    np.testing.assert_allclose(views["output"], jax.nn.softmax(logits)[:, 1], atol=1e-6)
+    assert views["neurons"].shape == (16, _engine.NEURON_GRID ** 2)
+    assert views["grad_norms"].shape == (3,) and np.all(views["grad_norms"] > 0)
+
+
+def test_playground_new_dropout_rate_does_not_recompile(server):
+    rid = new_run(server, dropout=0.1)["id"]
+    request(server, "POST", "/api/step", {"id": rid})
+    compiled = _engine._network_update._cache_size()
+    rid = new_run(server, dropout=0.6)["id"]
+    status, reply = request(server, "POST", "/api/step", {"id": rid})
+    assert status == 200 and reply["epoch"] == 5
+    assert _engine._network_update._cache_size() == compiled
 
 
 def test_playground_code_runs_and_prints_the_same_loss(server, capsys):
@@ -136,6 +164,8 @@ def test_playground_close_forgets_the_run(server):
     ({"hidden": [64]}, "playground: neurons must be an integer in [1, 32]; got 64"),
     ({"learning_rate": 0}, "playground: learning_rate must be a number in [1e-06, 10.0]; got 0"),
     ({"noise": "lots"}, "playground: noise must be a number in [0.0, 2.0]; got 'lots'"),
+    ({"dropout": 0.95}, "playground: dropout must be a number in [0.0, 0.9]; got 0.95"),
+    ({"dropout": -0.1}, "playground: dropout must be a number in [0.0, 0.9]; got -0.1"),
     ({"activation": "softmax"}, "playground: activation must be one of tanh, sigmoid"),
     ({"data": "../../etc/passwd"}, "playground: data must be one of xor, circles"),
     ({"epochs_per_update": True}, "playground: epochs_per_update must be an integer in [1, 100]"),

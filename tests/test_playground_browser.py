@@ -53,9 +53,9 @@ def page(browser, url):
     page = browser.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    page.wait_for_function("document.getElementById('test-loss').dataset.value !== undefined "
-                           "&& document.getElementById('data').options.length > 0")
+    # The first run's reply: its program compiles first (a minute on a loaded machine).
+    with page.expect_response(lambda r: r.url.endswith("/api/run"), timeout=180_000):
+        page.goto(url)
     yield page
     page.close()
     assert not errors, errors
@@ -91,10 +91,11 @@ def test_playground_perceptron_preset_never_solves_xor(page):
     assert float(page.text_content("#train-loss")) > 0.2
 
 
-def test_playground_shown_code_reproduces_the_page_loss(page, tmp_path):
-    page.fill("#epochs_per_update", "7")
-    page.press("#epochs_per_update", "Enter")
-    page.wait_for_function("document.getElementById('epochs_per_update').value === '7'")
+def test_playground_shown_code_reproduces_the_page_loss_with_dropout(page, tmp_path):
+    for field, value in (("epochs_per_update", "7"), ("dropout", "0.2")):
+        page.fill(f"#{field}", value)
+        with page.expect_response(lambda r: r.url.endswith("/api/run"), timeout=180_000):
+            page.press(f"#{field}", "Enter")      # the new run, with the dropout program compiled
     for i in range(1, 4):
         page.click("#step")
         page.wait_for_function(f"Number(document.getElementById('epoch').textContent) >= {7 * i}")
@@ -107,7 +108,7 @@ def test_playground_shown_code_reproduces_the_page_loss(page, tmp_path):
                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert out.returncode == 0, out.stderr
     epoch, loss = re.search(r"epoch (\d+) test loss ([0-9.e+-]+)", out.stdout).groups()
-    assert int(epoch) == 21
+    assert "dropout=0.2" in script.read_text() and int(epoch) == 21
     assert float(loss) == pytest.approx(shown, rel=2e-5)
 
 

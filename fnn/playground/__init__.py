@@ -2,8 +2,8 @@ r"""``fnn playground``: watch a network learn in the browser, trained by fnn its
 
 A local web page in the spirit of TensorFlow Playground, driven by the real library:
 choose the data (xor, circles, moons, blobs, spirals), the network (hidden layers and
-neurons, the activation), the optimizer and its learning rate, batch size and weight
-decay, press play and watch the decision boundary form. The views are what the notes
+neurons, the activation, dropout), the optimizer and its learning rate, batch size and
+weight decay, press play and watch the decision boundary form. The views are what the notes
 teach: the output heat map, a map per hidden neuron, the weights as lines, train and
 test loss curves and the per-layer gradient norms (sigmoid with 6 layers: the first
 layers' bars vanish; ReLU: they return). The "perceptron" preset (one neuron, step

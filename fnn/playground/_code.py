@@ -36,12 +36,17 @@ def script(config: Config, epochs: int) -> str:
         opt = f"fnn.optimizers.{c.optimizer}({c.learning_rate!r})"
         if c.weight_decay:
             opt = f"optax.chain(optax.add_decayed_weights({c.weight_decay!r}), {opt})"
-        body = [
-            f"model = fnn.mlp({list(c.hidden) + [2]}, {c.activation!r})",
-            "params = model.init(k_init, (2,))",
+        if c.dropout:     # the general model: dropout in training, the whole network in evaluation
+            body = [f"model = fnn.mlp({list(c.hidden) + [2]}, {c.activation!r}, dropout={c.dropout!r})",
+                    "params, state = model.init(k_init, (2,))"]
+        else:
+            body = [f"model = fnn.mlp({list(c.hidden) + [2]}, {c.activation!r})",
+                    "params = model.init(k_init, (2,))"]
+        body += [
             f"result = fnn.fit(model, params, {opt}, data.x_train, data.y_train,",
             f"                 epochs={epochs}, batch_size={c.batch_size}, key=k_order,",
-            "                 eval_data=(data.x_test, data.y_test), progress=False)",
+            "                 eval_data=(data.x_test, data.y_test), progress=False"
+            + (", state=state)" if c.dropout else ")"),
             'print(f"epoch {result.epoch} test loss {float(result.history[\'eval_loss\'][-1]):.9g}")',
         ]
     return "\n".join(head + body) + "\n"

@@ -20,7 +20,8 @@ CHOICES = {"data": DATASETS, "activation": ACTIVATIONS, "optimizer": OPTIMIZERS,
 #: (low, high) of every number; sizes are what keeps one update within a frame.
 LIMITS = {"points": (20, 2000), "noise": (0.0, 2.0), "test_fraction": (0.1, 0.9),
           "layers": (0, 8), "neurons": (1, 32), "learning_rate": (1e-6, 10.0),
-          "batch_size": (1, 2000), "weight_decay": (0.0, 1.0), "epochs_per_update": (1, 100),
+          "batch_size": (1, 2000), "weight_decay": (0.0, 1.0), "dropout": (0.0, 0.9),
+          "epochs_per_update": (1, 100),
           "seed": (0, 2**31 - 1)}
 
 
@@ -38,6 +39,7 @@ class Config(NamedTuple):
     learning_rate: float = 0.03
     batch_size: int = 10
     weight_decay: float = 0.0
+    dropout: float = 0.0       # probability of dropping a hidden unit in training; 0: none
     epochs_per_update: int = 5
     seed: int = 0
 
@@ -80,7 +82,7 @@ def parse(given: Any) -> Config:
         _choice(arg, values[arg])
     for arg in ("points", "batch_size", "epochs_per_update", "seed"):
         _int(arg, values[arg])
-    for arg in ("noise", "test_fraction", "learning_rate", "weight_decay"):
+    for arg in ("noise", "test_fraction", "learning_rate", "weight_decay", "dropout"):
         _float(arg, values[arg])
     hidden = values["hidden"]
     low, high = LIMITS["layers"]

@@ -5,9 +5,16 @@ order of :func:`fnn.training.epoch_order`, a ``lax.scan`` of
 :func:`fnn.training.train_step` over the full batches, one more step on the ragged
 last batch, the test loss after every epoch), then evaluates every view on the grid:
 the output heat map, one map per hidden neuron and the per-layer gradient norms. The
-number of epochs (0 for the first picture), the learning rate, weight decay and data
-are traced arguments, so changing them does not recompile; the layer sizes, batch
-size, activation and optimizer (:class:`_Shape`) do.
+number of epochs (0 for the first picture), the learning rate, weight decay, dropout
+rate and data are traced arguments, so changing them does not recompile; the layer
+sizes, batch size, activation, optimizer and whether there is dropout at all
+(:class:`_Shape`) do.
+
+With dropout the network trains as ``fnn.mlp(..., dropout=rate)`` does inside
+:func:`fnn.fit` (every hidden unit dropped with probability ``rate`` after its
+activation, the mask drawn with the step's :func:`fnn.training.step_key`), while the
+test loss, heat maps and gradient norms use the inference mode (``train=False``: the
+whole network, which is the plain MLP's forward stage on the same params).
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ def optimizer(name: str, learning_rate: Any, weight_decay: Any) -> Any:
 
 
 def model_of(config: Config) -> Any:
+    """The page's network in inference mode (with dropout, ``train=False`` is this model)."""
     return fnn.mlp(list(config.hidden) + [2], config.activation)
 
 
@@ -87,17 +95,39 @@ def _grid(size: int) -> jax.Array:
     return jnp.stack([xx.ravel(), yy.ravel()], axis=-1)
 
 
-def _hidden_maps(activation: str, params: list, x: jax.Array) -> jax.Array:
-    """Every hidden unit's activation at ``x``, scaled to [-1, 1] per unit: ``(units, points)``."""
+def _forward(activation: str, params: list, x: jax.Array, keep: Any = None,
+             key: Any = None) -> tuple[jax.Array, list]:
+    """The MLP's logits and hidden activations; with ``keep`` (traced, ``1 - rate``) and
+    ``key``, inverted dropout after each activation, drawn as :func:`fnn.mlp` draws it
+    (one key per hidden layer from ``jax.random.split``)."""
     act = fnn.activations.get(activation)
-    a, maps = x, []
-    for p in params[:-1]:
+    keys = None if key is None else jax.random.split(key, max(len(params) - 1, 1))
+    a, hidden = x, []
+    for i, p in enumerate(params[:-1]):
         z = a @ p["w"] + p["b"]
         a = act(z, p["alpha"]) if activation == "prelu" else act(z)
-        maps.append(a.T)
-    if not maps:
+        if keys is not None:
+            kept = jax.random.bernoulli(keys[i], keep, a.shape)
+            a = jnp.where(kept, a / keep.astype(a.dtype), jnp.zeros((), a.dtype))
+        hidden.append(a)
+    return a @ params[-1]["w"] + params[-1]["b"], hidden
+
+
+def _dropout_model(activation: str, keep: jax.Array) -> fnn.layers.StatefulLayer:
+    """``fnn.mlp(..., dropout=1 - keep)``'s apply with the rate a traced value, so that a
+    new rate needs no new program (its equality with fit is a test). Only ``apply``: the
+    params are the plain MLP's, the state is empty."""
+    def apply(params, state, x, *, key=None, train=False):
+        return _forward(activation, params, x, keep, key if train else None)[0], state
+    return fnn.layers.StatefulLayer(None, apply)
+
+
+def _hidden_maps(activation: str, params: list, x: jax.Array) -> jax.Array:
+    """Every hidden unit's activation at ``x``, scaled to [-1, 1] per unit: ``(units, points)``."""
+    _, hidden = _forward(activation, params, x)
+    if not hidden:
         return jnp.zeros((0, x.shape[0]))
-    units = jnp.concatenate(maps)
+    units = jnp.concatenate([a.T for a in hidden])
     return units / jnp.maximum(jnp.max(jnp.abs(units), axis=1, keepdims=True), 1e-6)
 
 
@@ -108,39 +138,49 @@ class _Shape(NamedTuple):
     activation: str
     optimizer: str
     batch_size: int
+    dropout: bool          # trained as the general model (the rate itself is traced)
 
 
 def _shape(config: Config) -> _Shape:
-    return _Shape(config.hidden, config.activation, config.optimizer, config.batch_size)
+    return _Shape(config.hidden, config.activation, config.optimizer, config.batch_size,
+                  config.dropout > 0)
 
 
 @functools.partial(jax.jit, static_argnames=("shape",))
 def _network_update(shape: _Shape, params, opt_state, key, epoch, epochs, learning_rate, weight_decay,
-                    x, y, x_test, y_test):
+                    keep, x, y, x_test, y_test):
     """``epochs`` (traced, up to the largest ``epochs_per_update``) epochs, then the views."""
-    model = fnn.mlp(list(shape.hidden) + [2], shape.activation)
+    model = fnn.mlp(list(shape.hidden) + [2], shape.activation)      # inference mode
     opt = optimizer(shape.optimizer, learning_rate, weight_decay)
     loss = fnn.losses.softmax_cross_entropy
     n = x.shape[0]
     batch = min(shape.batch_size, n)
     full, rest = divmod(n, batch)
+    steps = full + (1 if rest else 0)
 
-    def train(carry, xb, yb):
+    def train(carry, xb, yb, t):
+        """One step; ``t`` is the global step index (the key of fit's step ``t``)."""
         p, s = carry
-        p, s, value = fnn.training.train_step(p, s, xb, yb, model=model, optimizer=opt, loss=loss)
+        if shape.dropout:
+            p, s, _, value = fnn.training.train_step(
+                p, s, xb, yb, model=_dropout_model(shape.activation, keep), optimizer=opt, loss=loss,
+                state=[()] * len(shape.hidden), key=fnn.training.step_key(key, t))
+        else:
+            p, s, value = fnn.training.train_step(p, s, xb, yb, model=model, optimizer=opt, loss=loss)
         return (p, s), value
 
     def one_epoch(i, c):
         carry, train_loss, test_loss = c
         perm = fnn.training.epoch_order(key, epoch + i, n)
         xs, ys = x[perm], y[perm]
+        first = (epoch + i) * steps
         carry, losses = jax.lax.scan(
             lambda c, j: train(c, jax.lax.dynamic_slice_in_dim(xs, j * batch, batch),
-                               jax.lax.dynamic_slice_in_dim(ys, j * batch, batch)),
+                               jax.lax.dynamic_slice_in_dim(ys, j * batch, batch), first + j),
             carry, jnp.arange(full))
         total = jnp.sum(losses) * batch
         if rest:
-            carry, last = train(carry, xs[full * batch:], ys[full * batch:])
+            carry, last = train(carry, xs[full * batch:], ys[full * batch:], first + full)
             total = total + last * rest
         return (carry, train_loss.at[i].set(total / n),
                 test_loss.at[i].set(loss(model.apply(carry[0], x_test), y_test)))
@@ -192,6 +232,7 @@ def advance(run: Run, train: bool = True) -> tuple[Run, dict]:
     params, opt_state, train_loss, test_loss, views = _network_update(
         _shape(config), run.params, run.opt_state, run.key, jnp.int32(run.epoch), jnp.int32(epochs),
         jnp.float32(config.learning_rate), jnp.float32(config.weight_decay),
+        jnp.float32(1.0 - config.dropout),     # rounded as fnn.mlp rounds its 1 - rate
         d.x_train, d.y_train, d.x_test, d.y_test)
     train_loss, test_loss, views = jax.device_get((train_loss, test_loss, views))
     run = run._replace(params=params, opt_state=opt_state, epoch=run.epoch + epochs,

@@ -2,7 +2,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["points", "noise", "test_fraction", "seed", "learning_rate", "batch_size",
-                "weight_decay", "epochs_per_update"];
+                "weight_decay", "dropout", "epochs_per_update"];
 const SELECTS = ["data", "activation", "optimizer"];
 const state = { id: null, config: null, playing: false, busy: false, train: [], test: [],
                 last: null, meter: [] };
@@ -48,7 +48,8 @@ function writeConfig(c) {
     box.appendChild(row);
   });
   const perceptron = c.model === "perceptron";
-  for (const id of ["add-layer", "remove-layer", "activation", "optimizer", "batch_size", "weight_decay"])
+  for (const id of ["add-layer", "remove-layer", "activation", "optimizer", "batch_size", "weight_decay",
+                    "dropout"])
     $(id).disabled = perceptron;
   $("train-name").textContent = $("test-name").textContent = perceptron ? "error" : "loss";
 }
