@@ -196,7 +196,7 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
     if eval_data is not None:
         if not isinstance(eval_data, (tuple, list)) or len(eval_data) != 2:
             _checks.fail(fn, "eval_data", "be a pair (x_eval, y_eval)", type(eval_data).__name__, TypeError)
-        eval_data = check_data(fn, *eval_data, prefix="eval_data ")
+        eval_data = check_data(fn, eval_data[0], eval_data[1], prefix="eval_data ")
     metrics = check_metrics(fn, o.metrics, o.loss)
     shuffle = _checks.boolean(fn, "shuffle", o.shuffle)
     nan_guard = _checks.boolean(fn, "nan_guard", o.nan_guard)

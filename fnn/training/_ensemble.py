@@ -9,7 +9,7 @@ weight gradient another, instead of K small ones.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import jax
 import jax.numpy as jnp
@@ -75,7 +75,7 @@ def _members(fn: str, params: Params, arg: str = "params") -> int:
     if len(sizes) != 1 or None in sizes:
         _checks.fail(fn, arg, "be stacked: every leaf with the same leading member axis",
                      f"leading sizes {sorted(map(str, sizes))}")
-    return sizes.pop()
+    return cast(int, sizes.pop())  # the one size, not None (checked above)
 
 
 def _stacked_start(fn: str, params: Params, kwargs: dict) -> tuple[Params, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import jax
 import jax.numpy as jnp
 
@@ -52,7 +54,7 @@ def order_from_bits(bits: jax.Array) -> jax.Array:
     for t in range(passes):
         q = (jax.lax.sort((bits[t] << index_bits) | iota) & mask).astype(jnp.int32)
         order = q if order is None else order.at[q].get(mode="promise_in_bounds")
-    return order
+    return cast(jax.Array, order)  # bits has at least one pass (sort_passes >= 1)
 
 
 def epoch_order(key: jax.Array, epoch: int | jax.Array, n: int) -> jax.Array:

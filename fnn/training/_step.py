@@ -183,6 +183,8 @@ def make_train_step(model: Any, optimizer: Any, loss: LossFn = softmax_cross_ent
     donate = _checks.boolean("make_train_step", "donate", donate)
     jit = _checks.boolean("make_train_step", "jit", jit)
 
+    one: Callable[..., Any]        # one of two signatures, by the model's form
+    donated: tuple[int, ...]
     if m.general:
         def one(params, opt_state, state, x, y, key=None):
             return train_step(params, opt_state, x, y, model=model, optimizer=optimizer, loss=loss,
