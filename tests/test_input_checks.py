@@ -537,6 +537,7 @@ case("parallel.fit-x-wrong-features", lambda: _parallel(x=jnp.ones((10, 5))), V,
      pattern=r"^parallel\.fit: x does not fit the model: .*x must .+; got ")
 case("parallel.fit-devices-None-entry", lambda: _parallel(devices=[None]),
      T, "(parallel.fit|data_mesh)", "devices")
+case("parallel.fit-local_data-str", lambda: _parallel(local_data="yes"), T, E("parallel.fit"), "local_data")
 case("data_mesh-int", lambda: parallel.data_mesh(3), T, "data_mesh", "devices")
 
 # perceptron ------------------------------------------------------------------------------------
