@@ -71,7 +71,9 @@ def _reports(bad_epoch: np.ndarray, bad_step: np.ndarray, good: _rollback.LastGo
 
 def _result(state: LoopState, members: int | None, epoch: int, reports: tuple = ()) -> FitResult:
     history = _first_epochs(state.history, 0 if members is None else 1, epoch)
-    stopped = best = saved = None
+    stopped: np.ndarray | int | None = None    # arrays (members,), or ints for one model
+    best: np.ndarray | int | None = None
+    saved = None
     if not (isinstance(state.early, tuple) and not state.early):
         e, last = state.early if len(state.early) == 2 else (state.early, None)
         saved = {"best": e.best, "wait": e.wait, "best_epoch": e.best_epoch,
