@@ -95,12 +95,14 @@ def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *, epochs
         full pass over ``batches``.
       steps_per_call: batches per chunk; default: about ``CHUNK_BYTES`` (16 MiB) of
         batches, at most ``MAX_AUTO_STEPS`` (128), at most one epoch's when known.
-      loss, key, eval_data, metrics, opt_state, state, initial, progress, nan_guard,
-        checkpoint, checkpoint_every, on_epoch: as for :func:`fnn.fit` (``eval_data``
-        is scored in one full batch after every epoch; a checkpoint is ``fit``'s).
-        ``key`` is needed for a general model only (there is no on-device shuffle:
-        the order is the stream's). To resume a general model, the step count at the
-        resume point is ``epoch * steps``: give ``steps`` or batches with ``len()``.
+      key: needed for a general model only (there is no on-device shuffle: the order
+        is the stream's). To resume a general model, the step count at the resume point
+        is ``epoch * steps``: give ``steps`` or batches with ``len()``.
+
+    The other keywords (``loss``, ``eval_data``, ``metrics``, ``opt_state``, ``state``,
+    ``initial``, ``progress``, ``nan_guard``, ``checkpoint``, ``checkpoint_every``,
+    ``on_epoch``) are :func:`fnn.fit`'s: ``eval_data`` is scored in one full batch after
+    every epoch, and a checkpoint is ``fit``'s.
 
     Returns:
       :class:`FitResult`, as :func:`fnn.fit`.
