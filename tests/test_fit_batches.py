@@ -66,6 +66,24 @@ def test_fit_batches_equals_fit_on_fit_epoch_order():
     assert rb.epoch == r.epoch == 2 and rb.nonfinite == () and rb.state == ()
 
 
+def test_fit_batches_short_chunks_and_more_epochs_compile_nothing_new():
+    # After reference(): a chunk of 1 full batch (padded), the ragged batch, a third
+    # epoch and another number of batches per epoch all reuse the programs made.
+    reference()
+    batches = [fit_order(e)[:5] + fit_order(e)[-1:] for e in range(3)]
+    compiled = []
+
+    def listen(event, seconds, **kw):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(event)
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        r = fit_batches(lambda e: batches[e], epochs=3, eval_data=data())
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert r.epoch == 3 and compiled == []
+
+
 def test_fit_batches_general_model_equals_fit():
     # Dropout draws with step_key(KEY, t) and batch norm threads its state, as in fit.
     x, y = data()

@@ -185,7 +185,7 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
     epoch, reports, snapshot = p.start.epoch, (), None
 
     def result(c: tuple, done: int) -> FitResult:
-        hist = {name: jnp.asarray(np.asarray(v[:done], np.float32)) for name, v in history.items()}
+        hist = {name: jax.device_put(np.asarray(v[:done], np.float32)) for name, v in history.items()}
         return FitResult(c[0], c[1], hist, p.key, done, reports, c[2])
 
     try:
