@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import _peers  # the MLP benchmark's peers: their jitted-step loop
 import fnn
 
 LR = 1e-3
@@ -32,6 +33,7 @@ class CNNProblem:
     dense: tuple            # dense sizes, the last = classes
     batch_size: int
     steps: int
+    epochs = 1              # one epoch per timed run, for _peers' loops
 
     @property
     def n(self) -> int:
@@ -119,6 +121,12 @@ def hand_scan(problem: CNNProblem) -> Callable:
     return run
 
 
+def hand_step(problem: CNNProblem) -> Callable:
+    """The same hand-written step jitted alone, called per batch from Python (no loop around the convs)."""
+    init, apply = _raw(problem)
+    return _peers._apply_init_loop(problem, apply, lambda: init(jax.random.key(1)))  # noqa: SLF001
+
+
 def fnn_model(problem: CNNProblem):
     return fnn.cnn(problem.channels, problem.dense)
 
@@ -186,19 +194,9 @@ def flax_linen_loop(problem: CNNProblem) -> Callable | None:
                 x = nn.relu(x) if i < len(problem.dense) - 1 else x
             return x
 
-    model, opt = CNN(), optax.adam(LR)
-
-    @jax.jit
-    def step(params, opt_state, x, y):
-        grads = jax.grad(lambda p: _xent(model.apply(p, x), y))(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    def state():
-        params = model.init(jax.random.key(1), jnp.zeros((1,) + problem.image))
-        return params, opt.init(params)
-
-    return _python_loop(problem, step, state)
+    model = CNN()
+    init = lambda: model.init(jax.random.key(1), jnp.zeros((1,) + problem.image))  # noqa: E731
+    return _peers._apply_init_loop(problem, model.apply, init)  # noqa: SLF001
 
 
 def flax_nnx_loop(problem: CNNProblem) -> Callable | None:

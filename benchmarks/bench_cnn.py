@@ -10,6 +10,8 @@ Variants, timed interleaved (round-robin, rotated each repeat) in one process, o
 
 * ``scan``: hand-written JAX, a jitted epoch (``lax.scan`` over
   ``lax.conv_general_dilated``, optax Adam): the reference (``ratio`` = median / its);
+* ``step``: the same hand-written step jitted alone, called per batch from Python
+  (``vs_step`` = median / its: the cost of a loop around the step);
 * ``fit``: ``fnn.fit`` on ``fnn.cnn`` (one call per epoch, donated buffers);
 * ``convs``: forward + backward of the two conv layers alone on one batch (the bulk of
   the FLOPs): the FLOP-rate ceiling;
@@ -23,18 +25,22 @@ Variants, timed interleaved (round-robin, rotated each repeat) in one process, o
 program) over the measured time. The default run is short (the machine is shared);
 raise ``--repeats`` and ``--steps`` on a quiet machine.
 
-Measured on the shared 2-core CPU machine under load (digits, per step): the scan
-2.7 s and fit 2.3 s, while a jitted step per batch (flax.linen, flax.nnx, equinox, Keras)
-takes 65-100 ms and the convs alone 108 ms. The cause is XLA:CPU running convolutions
-inside a while loop (``lax.scan``) on a slow path (jax-ml/jax#12868): the same step
-scanned over 4 batches took 3.8 s a step, fully unrolled (``unroll=True``) 0.15 s, and a
-3x3 conv written as 9 shifted matmuls 0.25 s inside the scan.
+Measured on the shared 2-core CPU machine under load (digits, per step, 4 steps, medians
+of 3): the ``scan`` (``lax.conv_general_dilated`` inside ``lax.scan``) takes 2.2-2.7 s,
+the ``step`` jitted alone 90 ms. The cause: XLA:CPU's ``ConvCanonicalization`` pass,
+which rewrites convolutions into the form its Eigen kernels take, visits the entry
+computation only, so inside a while body the backward pass's convolutions (the kernel
+gradient with batch and channels swapped, the input gradient with a reversed
+``(out, in)`` kernel) run as naive loop nests (jax-ml/jax#12868). ``fnn.layers.conv``
+therefore lowers on CPU to im2col + one GEMM (``fnn/layers/_patches.py``): ``fit`` went
+from 2.3 s to 0.11 s a step (1.2x the ``step``, 1.27x flax.linen, 1.13x Keras).
 
 Run::
 
     python benchmarks/bench_cnn.py                 # both cases, about a minute or two
     python benchmarks/bench_cnn.py --cases mnist --repeats 15
     python benchmarks/bench_cnn.py --tiny          # seconds (smoke test)
+    python benchmarks/bench_cnn.py --cases digits --steps 4 --repeats 3 --peers flax.linen,keras
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ CASES = {
     "mnist": lambda steps: peers.CNNProblem((28, 28, 1), (32, 64), (128, 10), 128, steps),
 }
 SMOKE = peers.CNNProblem((4, 4, 1), (2, 4), (3,), 8, 2)
-COLUMNS = ["case", "variant", "per_step_us", "ratio", "gflop_per_s", "compile_s"]
+COLUMNS = ["case", "variant", "per_step_us", "ratio", "vs_step", "gflop_per_s", "compile_s"]
 
 
 def step_flops(problem: peers.CNNProblem) -> float | None:
@@ -86,10 +92,12 @@ def _flops(fn, args) -> float | None:
 
 def variants(problem: peers.CNNProblem, with_peers: bool) -> dict:
     convs, conv_args = peers.convs_alone(problem)
-    out = {"scan": (peers.hand_scan(problem), ()), "fit": (peers.fnn_fit(problem), ()),
-           "convs": (convs, conv_args)}
+    out = {"scan": (peers.hand_scan(problem), ()), "step": (peers.hand_step(problem), ()),
+           "fit": (peers.fnn_fit(problem), ()), "convs": (convs, conv_args)}
     if with_peers:
         for name, build in peers.PEERS.items():
+            if with_peers is not True and name not in with_peers:
+                continue
             run = build(problem)
             if run is None:
                 print(f"  skipped {name}: not installed (pip install -e '.[bench]')")
@@ -112,6 +120,7 @@ def bench_case(name: str, problem: peers.CNNProblem, repeats: int, with_peers: b
                      flops=(conv_flops if variant == "convs" else (flops or 0) * steps) or None)
         row["per_step_s"] = timing.median_s / steps
         row["ratio"] = row["per_step_s"] / (timings["scan"].median_s / problem.steps)
+        row["vs_step"] = row["per_step_s"] / (timings["step"].median_s / problem.steps)
         rows.append(row)
     return rows
 
@@ -121,7 +130,8 @@ def main(argv=None) -> list:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median)")
     parser.add_argument("--steps", type=int, default=8, help="batches per epoch (one timed unit)")
-    parser.add_argument("--no-peers", action="store_true", help="only fnn, the scan and the convs")
+    parser.add_argument("--no-peers", action="store_true", help="only fnn, the scan, the step and the convs")
+    parser.add_argument("--peers", default=None, help=f"comma-separated subset of {','.join(peers.PEERS)}")
     parser.add_argument("--out", default="benchmarks/results/cnn.json")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run (no peers)")
     args = parser.parse_args(argv)
@@ -136,7 +146,8 @@ def main(argv=None) -> list:
     for name, problem in problems.items():
         print(f"case {name}: image {problem.image}, conv {problem.channels}, dense {problem.dense}, "
               f"batch {problem.batch_size}, {problem.steps} steps per unit", flush=True)
-        rows += bench_case(name, problem, 1 if args.tiny else args.repeats, not (args.tiny or args.no_peers))
+        with_peers = not (args.tiny or args.no_peers) and (set(args.peers.split(",")) if args.peers else True)
+        rows += bench_case(name, problem, 1 if args.tiny else args.repeats, with_peers)
         print(format_table([r for r in rows if r["case"] == name], COLUMNS), flush=True)
     write_json(args.out, rows, load_note="timed on a machine shared with other jobs")
     return rows

@@ -173,3 +173,42 @@ def test_conv_rejects_valid_input_smaller_than_kernel():
 def test_conv_rejects_params_without_kernel():
     with pytest.raises(ValueError, match="params must be a dict with a kernel 'w'"):
         layers.conv(2, (3,)).apply({"b": jnp.zeros(2)}, jnp.ones((4, 1)))
+
+
+def _lowered_ops(platform):
+    layer = layers.conv(2, (3, 3))
+    params = _params((3, 3), 1, 2)
+    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(layer.apply(p, x) ** 2)))
+    text = jax.export.export(grad, platforms=[platform])(params, jnp.ones((2, 5, 5, 1))).mlir_module()
+    return text.count("stablehlo.convolution"), text.count("stablehlo.dot_general")
+
+
+def test_conv_lowers_to_matmuls_on_cpu_and_to_convolutions_elsewhere():
+    # XLA:CPU runs non-canonical (backward) convolutions inside while loops naively.
+    assert _lowered_ops("cpu") == (0, 2)
+    assert _lowered_ops("cuda") == (2, 0)
+
+
+def test_conv_grads_inside_scan_match_lax_conv_general_dilated():
+    layer = layers.conv(3, (3, 2), strides=(2, 1), padding="SAME", dilation=(1, 2))
+    params = _params((3, 2), 2, 3)
+    xs = _x((2, 2, 7, 6, 2))
+
+    def grads(apply):
+        def body(carry, x):
+            g = jax.grad(lambda p: jnp.sum(jnp.sin(apply(p, x))))(params)
+            return jax.tree.map(jnp.add, carry, g), None
+        return jax.jit(lambda: jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), xs)[0])()
+
+    ref = grads(lambda p, x: jax.lax.conv_general_dilated(
+        x, p["w"], (2, 1), "SAME", rhs_dilation=(1, 2), dimension_numbers=("NHWC", "HWIO", "NHWC")) + p["b"])
+    chex.assert_trees_all_close(grads(layer.apply), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_forward_mode_matches_lax_conv_general_dilated():
+    layer = layers.conv(2, (3,), strides=2)
+    params = _params((3,), 2, 2)
+    x, dx = _x((2, 7, 2)), _x((2, 7, 2), seed=4)
+    _, tangent = jax.jvp(lambda x: layer.apply(params, x), (x,), (dx,))
+    ref = jax.lax.conv_general_dilated(dx, params["w"], (2,), "SAME", dimension_numbers=("NWC", "WIO", "NWC"))
+    np.testing.assert_allclose(tangent, ref, rtol=1e-5, atol=1e-5)

@@ -2,6 +2,7 @@ r"""Convolution, channels-last, in 1, 2 or 3 spatial dimensions (part of :mod:`f
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -13,6 +14,7 @@ from fnn import _checks
 from fnn import initializers as _initializers
 from fnn._cache import same_object_for_same_arguments
 from fnn.layers._core import Layer, compiles_exactly, example_shape
+from fnn.layers._patches import conv_by_matmul
 from fnn.layers._registry import named
 
 __all__ = ["conv", "conv_apply", "spatial_tuple", "check_padding"]
@@ -51,6 +53,12 @@ def _dimension_numbers(n: int) -> jax.lax.ConvDimensionNumbers:
                                         out_spec=(0, n + 1) + spatial)
 
 
+def _lax_conv(x: jax.Array, w: jax.Array, *, strides: tuple[int, ...], pads: tuple[tuple[int, int], ...],
+              dilation: tuple[int, ...]) -> jax.Array:
+    return jax.lax.conv_general_dilated(x, w, window_strides=strides, padding=pads, rhs_dilation=dilation,
+                                        dimension_numbers=_dimension_numbers(len(strides)))
+
+
 def conv_apply(params: Mapping, x: ArrayLike, *, strides: tuple[int, ...], padding: Any,
                dilation: tuple[int, ...], name: str = "conv") -> jax.Array:
     """The convolution of :func:`conv` with its shape checks (static facts only)."""
@@ -78,8 +86,11 @@ def conv_apply(params: Mapping, x: ArrayLike, *, strides: tuple[int, ...], paddi
         dtype = jnp.promote_types(dtype, jnp.float32)
     batch = x.shape[:-(n + 1)]
     lhs = x.reshape((-1,) + x.shape[-(n + 1):]).astype(dtype)
-    y = jax.lax.conv_general_dilated(lhs, w.astype(dtype), window_strides=strides, padding=padding,
-                                     rhs_dilation=dilation, dimension_numbers=_dimension_numbers(n))
+    pads = jax.lax.padtype_to_pads(spatial, reach, strides, padding) if isinstance(padding, str) else padding
+    options = dict(strides=tuple(strides), pads=tuple(map(tuple, pads)), dilation=tuple(dilation))
+    # On CPU as im2col + GEMM: lax's convolution is fast there only outside loops (see _patches).
+    y = jax.lax.platform_dependent(lhs, w.astype(dtype), cpu=functools.partial(conv_by_matmul, **options),
+                                   default=functools.partial(_lax_conv, **options))
     y = y + b.astype(dtype)
     return y.reshape(batch + y.shape[1:])
 
@@ -103,6 +114,10 @@ def conv(features: int, kernel_size: Sequence[int], *, strides: int | Sequence[i
     ``features``; positions outside ``x`` read 0 (padding). Output size per axis:
     ``ceil(size / s)`` with ``"SAME"``, ``ceil((size - d (k - 1)) / s)`` with
     ``"VALID"``. It is cross-correlation (no kernel flip), as in every NN library.
+    On CPU it runs as the window's taps stacked side by side times the reshaped kernel
+    (im2col, one matrix product), elsewhere as ``lax.conv_general_dilated``: XLA:CPU
+    runs the backward pass's convolutions naively inside loops such as ``fit``'s
+    (jax-ml/jax#12868), 20 times slower on the digits CNN.
 
     Params: ``{"w": kernel_size + (in, features), "b": (features,)}``, ``in =
     input_shape[-1]`` (Keras/flax layout; PyTorch stores ``(out, in, *kernel_size)``:
