@@ -87,7 +87,8 @@ def conv_apply(params: Mapping, x: ArrayLike, *, strides: tuple[int, ...], paddi
     batch = x.shape[:-(n + 1)]
     lhs = x.reshape((-1,) + x.shape[-(n + 1):]).astype(dtype)
     pads = jax.lax.padtype_to_pads(spatial, reach, strides, padding) if isinstance(padding, str) else padding
-    options = dict(strides=tuple(strides), pads=tuple(map(tuple, pads)), dilation=tuple(dilation))
+    options: dict[str, Any] = dict(strides=tuple(strides), pads=tuple(map(tuple, pads)),
+                                   dilation=tuple(dilation))
     # On CPU as im2col + GEMM: lax's convolution is fast there only outside loops (see _patches).
     y = jax.lax.platform_dependent(lhs, w.astype(dtype), cpu=functools.partial(conv_by_matmul, **options),
                                    default=functools.partial(_lax_conv, **options))

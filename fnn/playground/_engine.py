@@ -20,7 +20,7 @@ whole network, which is the plain MLP's forward stage on the same params).
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -60,7 +60,7 @@ def keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 
 def load_data(config: Config) -> Any:
-    options = {"n": config.points, "noise": config.noise}
+    options: dict[str, Any] = {"n": config.points, "noise": config.noise}
     if config.data == "blobs":
         options["centers"] = 2
     k_data, _, _ = keys(config.seed)
@@ -119,7 +119,8 @@ def _dropout_model(activation: str, keep: jax.Array) -> fnn.layers.StatefulLayer
     params are the plain MLP's, the state is empty."""
     def apply(params, state, x, *, key=None, train=False):
         return _forward(activation, params, x, keep, key if train else None)[0], state
-    return fnn.layers.StatefulLayer(None, apply)
+    # Only apply is ever called, so init is None, outside StatefulLayer's type on purpose.
+    return fnn.layers.StatefulLayer(None, apply)  # type: ignore[arg-type]
 
 
 def _hidden_maps(activation: str, params: list, x: jax.Array) -> jax.Array:
@@ -150,7 +151,8 @@ def _shape(config: Config) -> _Shape:
 def _network_update(shape: _Shape, params, opt_state, key, epoch, epochs, learning_rate, weight_decay,
                     keep, x, y, x_test, y_test):
     """``epochs`` (traced, up to the largest ``epochs_per_update``) epochs, then the views."""
-    model = fnn.mlp(list(shape.hidden) + [2], shape.activation)      # inference mode
+    # Inference mode; without dropout or batch norm, mlp gives a pure Layer.
+    model = cast(fnn.layers.Layer, fnn.mlp(list(shape.hidden) + [2], shape.activation))
     opt = optimizer(shape.optimizer, learning_rate, weight_decay)
     loss = fnn.losses.softmax_cross_entropy
     n = x.shape[0]
