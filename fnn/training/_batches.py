@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, cast
 
 import jax
 import jax.numpy as jnp
@@ -161,12 +161,12 @@ def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *, epochs
 def _checker(p: Prepared, first: tuple) -> Callable[[int, Any], tuple]:
     """``check(i, batch)``: the batch's shapes, and NumPy labels as ``fit`` checks them."""
     predictions = predictions_shape("fit_batches", p.cfg.model, p.params, p.model_state, False, "x",
-                                    jax.ShapeDtypeStruct(first[0].shape, first[0].dtype))
+                                    cast(jax.Array, first[0]))
 
     def check(i: int, batch: Any) -> tuple:
         x, y = checked_batch("fit_batches", i, batch, first)
         if i and isinstance(y, np.ndarray):
-            check_labels("fit_batches", p.cfg.loss, predictions, y, f"batches[{i}] y")
+            check_labels("fit_batches", p.cfg.loss, predictions, cast(jax.Array, y), f"batches[{i}] y")
         return x, y
     return check
 
@@ -182,7 +182,8 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
     x_eval, y_eval = p.eval_data if p.eval_data is not None else (None, None)
     show = _progress.default_enabled() if p.progress is None else p.progress
     bar = _progress.ProgressBar(p.epochs, steps_per_epoch=0) if show else None
-    epoch, reports, snapshot = p.start.epoch, (), None
+    epoch, snapshot = p.start.epoch, None
+    reports: tuple = ()
 
     def result(c: tuple, done: int) -> FitResult:
         hist = {name: jax.device_put(np.asarray(v[:done], np.float32)) for name, v in history.items()}
