@@ -14,11 +14,12 @@ Same code on other hardware:
 - **GPU / TPU**: nothing changes; ``jax.devices()`` lists the accelerators.
 - **Several CPU devices for testing**: start Python with
   ``XLA_FLAGS=--xla_force_host_platform_device_count=8``.
-- **Multi-host** (several machines, each with local devices): call
-  ``jax.distributed.initialize()`` first on every host (coordinator address, process
-  count and id come from the cluster environment or arguments), then call this ``fit``
-  with the same arguments on every host. ``jax.devices()`` is then global, the mesh spans
-  all hosts, and each host must pass the same full dataset (the data are replicated).
+- **Multi-host** (several processes, one per host, each with local devices): call
+  ``jax.distributed.initialize()`` first in every process, then this ``fit`` with the
+  same arguments in every process. ``jax.devices()`` is then global and the mesh spans
+  all processes (process 0's devices first). Each process passes the whole dataset, or
+  with ``local_data=True`` only its own rows; see :func:`fit` for the global order, the
+  checks, checkpoints and what each process gets back.
 
 Example:
   >>> import jax, fnn

@@ -96,10 +96,11 @@ def _worker(out_dir: str, port: int, pid: int) -> None:
             fit(mlp, params, adam, x, y, **dict(kw, **change))
         except ValueError as e:
             out[f"mismatch_{name}"] = str(e)
-    try:
-        fit(mlp, params, adam, x, y, **dict(kw, progress=True))
-    except ValueError as e:
-        out["progress_error"] = str(e)
+    for name, change in [("progress", dict(progress=True)), ("devices", dict(devices=jax.devices()[::-1]))]:
+        try:
+            fit(mlp, params, adam, x, y, **dict(kw, **change))
+        except ValueError as e:
+            out[f"{name}_error"] = str(e)
     with open(os.path.join(out_dir, f"process{pid}.json"), "w") as f:
         json.dump(out, f)
 
@@ -176,6 +177,12 @@ def test_multihost_fit_rejects_processes_that_disagree(runs, arg):
 def test_multihost_fit_refuses_the_progress_bar(runs):
     # The bar's chunks follow each process's clock: the processes' calls would diverge.
     assert runs["process0"]["progress_error"].startswith("parallel.fit: progress must be False or None")
+
+
+def test_multihost_fit_refuses_devices_out_of_process_order(runs):
+    # process p's rows must lie on process p's devices: one block per process, in order
+    assert runs["process1"]["devices_error"].startswith("parallel.fit: devices must hold the same number "
+                                                        "of devices of each of the 2 processes")
 
 
 if __name__ == "__main__":
