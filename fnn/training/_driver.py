@@ -46,7 +46,7 @@ def _wait(value: jax.Array) -> Any:
     """``value`` on the host, waiting in short sleeps so that Ctrl-C is handled at once
     (a blocking wait inside XLA would hold the interrupt until the computation ends)."""
     pause = 1e-4
-    while not value.is_ready():
+    while not value.is_ready():  # type: ignore[attr-defined]  # jax's Array stub lacks is_ready
         time.sleep(pause)
         pause = min(pause * 2, 0.02)
     return jax.device_get(value)
