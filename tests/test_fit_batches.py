@@ -108,6 +108,16 @@ def test_fit_batches_resumes_from_its_checkpoint_bit_identically(tmp_path):
                                 (reference()[1].params, reference()[1].opt_state, reference()[1].history))
 
 
+def test_fit_batches_ctrl_c_returns_the_last_finished_epoch():
+    def interrupt(epoch, logs):
+        raise KeyboardInterrupt
+    with pytest.raises(training.Interrupted) as caught:
+        fit_batches(fit_order, eval_data=data(), on_epoch=interrupt)
+    resumed = fit_batches(fit_order, eval_data=data(), initial=caught.value.result)
+    assert caught.value.result.epoch == 1
+    chex.assert_trees_all_equal((resumed.params, resumed.history), (reference()[1].params, reference()[1].history))
+
+
 def test_fit_batches_nan_guard_rolls_back_to_the_failing_epoch():
     def poisoned(epoch):
         batches = fit_order(epoch)

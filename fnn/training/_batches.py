@@ -112,7 +112,8 @@ def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *, epochs
         ``y``), and for a batch that is not a pair of arrays of the first batch's
         example shape and dtype, or an epoch without batches.
       Interrupted: on Ctrl-C, after the chunk that is training; its ``result`` is the
-        state at the start of the epoch (None without ``nan_guard``, which keeps it).
+        state after the last finished epoch (None without ``nan_guard`` when the
+        interrupt comes inside an epoch: the guard keeps a copy of its start).
 
     Notes:
       One device: ``fnn.parallel.fit`` and multi-host runs do not take batches yet
@@ -183,6 +184,8 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
     show = _progress.default_enabled() if p.progress is None else p.progress
     bar = _progress.ProgressBar(p.epochs, steps_per_epoch=0) if show else None
     epoch, snapshot = p.start.epoch, None
+    # A state no chunk will donate, and its epoch: what Ctrl-C returns.
+    safe: tuple | None = (carry, epoch)
     reports: tuple = ()
 
     def result(c: tuple, done: int) -> FitResult:
@@ -194,6 +197,7 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
             if epoch > p.start.epoch:
                 stream, _ = source.epoch(epoch)
             snapshot = copy_carry(carry) if cfg.nan_guard else None
+            safe = None if snapshot is None else (snapshot, epoch)
             chunks = host_chunks(stream, k, check, shape)
             carry, total, count, examples, losses = run_epoch(runners, carry, chunks, p.key, steps_done)
             if count == 0:
@@ -215,6 +219,7 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
             for name, value in logs.items():
                 history.setdefault(name, []).append(value)
             epoch += 1
+            safe = (carry, epoch)
             if p.checkpoint is not None and (epoch % p.checkpoint_every == 0 or epoch == p.epochs):
                 save_point(p.checkpoint, result(carry, epoch))
             if bar is not None:
@@ -223,7 +228,7 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
             if p.on_epoch is not None and p.on_epoch(epoch - 1, logs) is True:
                 break
     except KeyboardInterrupt:
-        raise Interrupted(None if snapshot is None else result(snapshot, epoch)) from None
+        raise Interrupted(None if safe is None else result(*safe)) from None
     if bar is not None:
         bar.close()
     return result(carry, epoch)
