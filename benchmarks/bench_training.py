@@ -26,6 +26,15 @@ FLOPs of forward + backward. ``compile_s`` is the first call (trace, compile, on
 With ``--memory`` the large case also runs fit and the hand-written scan (with donated
 buffers) in fresh subprocesses and compares their peak resident memory.
 
+Rows of issue 20 (``--issue20`` runs only these, with ``scan`` and ``fit``):
+``fit[shuffle=False]`` and ``fit[shuffle=feistel]`` beside ``fit`` in every case (what
+the epoch's order costs); the ``call`` case, one call of 10 steps of the tiny MLP
+(``fit (10 steps)``: from params, ``fit[opt_state given]``, ``fit[initial=]`` a resumed
+call) against one call of the same compiled program (``fit's program``; ``ratio`` is
+over it) and the hand-written scan; with ``--compile`` the first call (trace, compile,
+one run) of fit and of the scan, each in a fresh process without the persistent
+compilation cache, per case.
+
 Run::
 
     python benchmarks/bench_training.py                  # all cases, a few minutes
@@ -40,6 +49,8 @@ import os
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,6 +98,8 @@ def variants(problem: _peers.Problem, python_loops: bool) -> dict:
         "fit": _peers.fnn_fit(problem),
         "fit[optax.adam]": _peers.fnn_fit(problem, optax.adam(_peers.LR)),
         "fit[no guard]": _peers.fnn_fit(problem, nan_guard=False),
+        "fit[shuffle=False]": _peers.fnn_fit(problem, shuffle=False),
+        "fit[shuffle=feistel]": _peers.fnn_fit(problem, shuffle="feistel"),
         # Loop controls (issue 14): early stopping that never triggers, a hook that never
         # stops (one call per epoch), and accumulation of 4 quarter batches (same examples
         # per update and per epoch as "fit").
@@ -104,9 +117,12 @@ def variants(problem: _peers.Problem, python_loops: bool) -> dict:
     return out
 
 
-def bench_case(name: str, problem: _peers.Problem, repeats: int, python_loops: bool) -> list:
+def bench_case(name: str, problem: _peers.Problem, repeats: int, python_loops: bool,
+               only: set | None = None) -> list:
+    """``only``: the variants to time (with ``scan``, the reference), or None for all."""
     build = regularised_variants if name == "regularised" else variants
-    cases = {k: (run, ()) for k, run in build(problem, python_loops).items()}
+    cases = {k: (run, ()) for k, run in build(problem, python_loops).items()
+             if only is None or k in only or k == "scan"}
     timings = time_interleaved(cases, repeats=repeats, warmup=1, number=1)
     steps = problem.steps * problem.epochs
     flops = problem.flops_per_step()
@@ -119,6 +135,95 @@ def bench_case(name: str, problem: _peers.Problem, repeats: int, python_loops: b
         row["steps_per_s"] = steps / timing.median_s
         rows.append(row)
     return rows
+
+
+CALL = _peers.Problem((2, 16, 2), 4, 10, 1)       # one fit call of 10 steps
+ISSUE20 = {"fit", "fit[shuffle=False]", "fit[shuffle=feistel]"}
+
+
+def call_variants(problem: _peers.Problem) -> dict:
+    """One fit call of ``problem`` against one call of the same compiled program."""
+    model = fnn.mlp(list(problem.sizes[1:]))
+    optimizer = fnn.optimizers.adam(_peers.LR)
+    x, y = problem.data()
+    params = model.init(jax.random.key(1), (problem.sizes[0],))
+    opt_state = optimizer.init(params)
+    kwargs = dict(epochs=problem.epochs, batch_size=problem.batch_size, key=jax.random.key(0),
+                  progress=False)
+    before = fnn.fit(model, params, optimizer, x, y, **kwargs)
+    # fit's own compiled loop, called directly on a prepared state (internals: what a
+    # hand-written jitted call of the same program costs).
+    from fnn.training import _arguments, _loop, _start
+    prepared = _arguments.prepare("fit", model, params, optimizer, x, y,
+                                  _arguments.FitOptions(opt_state=opt_state, **kwargs))
+    runner = _loop.build_runner(prepared.cfg)
+    start = _start.build_start(prepared.cfg, problem.epochs, (("train_loss", ()),), False)
+    state = _start.with_arrays(start(params, opt_state, (), None, prepared.key, 0, {}),
+                               params, opt_state, (), prepared.key)
+    stop = np.int32(problem.epochs)
+
+    def program():
+        out = runner(state, None, x, y, None, None, stop)
+        return out[0].params if isinstance(out, tuple) else out.params   # older: the state only
+
+    return {
+        "scan": _peers.hand_scan(problem),
+        "fit's program": program,
+        "fit (10 steps)": lambda: fnn.fit(model, params, optimizer, x, y, **kwargs).params,
+        "fit[opt_state given]": lambda: fnn.fit(model, params, optimizer, x, y, opt_state=opt_state,
+                                                **kwargs).params,
+        "fit[initial=]": lambda: fnn.fit(model, None, optimizer, x, y, initial=before,
+                                         **dict(kwargs, epochs=problem.epochs + 1)).params,
+    }
+
+
+def bench_call(repeats: int) -> list:
+    """Per call: fit of 10 steps against the same program called directly."""
+    timings = time_interleaved({k: (f, ()) for k, f in call_variants(CALL).items()},
+                               repeats=repeats, warmup=2, number=1)
+    rows = []
+    for variant, timing in timings.items():
+        row = record(case="call", timing=timing, dtype="float32", shapes=list(CALL.sizes),
+                     reference=timings["fit's program"], flops=CALL.flops_per_step() * CALL.steps,
+                     variant=variant, batch_size=CALL.batch_size, steps=CALL.steps)
+        row["per_call_us"] = timing.median_s * 1e6
+        row["above_program_us"] = (timing.median_s - timings["fit's program"].median_s) * 1e6
+        rows.append(row)
+    return rows
+
+
+COMPILE_SCRIPT = """
+import sys, time
+import jax
+jax.config.update("jax_enable_compilation_cache", False)
+sys.path.insert(0, {bench!r}); sys.path.insert(0, {root!r})
+import _peers
+run = getattr(_peers, {which!r})(_peers.Problem(*{problem!r}))
+start = time.perf_counter()
+jax.block_until_ready(run())
+print(time.perf_counter() - start)
+"""
+
+
+def cold_compile(problems: dict, rounds: int = 3) -> dict:
+    """First-call seconds (trace, compile, one run) of fit and the scan, each in a fresh
+    process, alternating; medians and the fit/scan ratio per case."""
+    bench = os.path.dirname(os.path.abspath(__file__))
+    out = {}
+    for name, problem in problems.items():
+        times: dict = {"hand_scan": [], "fnn_fit": []}
+        for _ in range(rounds):
+            for which, seconds in times.items():
+                code = COMPILE_SCRIPT.format(bench=bench, root=os.path.dirname(bench), which=which,
+                                             problem=(problem.sizes, problem.batch_size, problem.steps,
+                                                      problem.epochs))
+                done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                      check=True)
+                seconds.append(float(done.stdout.strip().splitlines()[-1]))
+        medians = {k: float(np.median(v)) for k, v in times.items()}
+        out[name] = {**medians, "ratio": medians["fnn_fit"] / medians["hand_scan"]}
+        print(f"cold first call (s), {name}: {out[name]}", flush=True)
+    return out
 
 
 MEMORY_SCRIPT = """
@@ -153,9 +258,19 @@ def main(argv=None) -> list:
     parser.add_argument("--no-python-loops", action="store_true",
                         help="skip the per-step Python-loop variants (peers included)")
     parser.add_argument("--memory", action="store_true", help="also measure peak memory")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the cold first call of fit and the scan (subprocesses)")
+    parser.add_argument("--issue20", action="store_true",
+                        help="only issue 20's rows: the fit call and shuffle on/off per case")
     parser.add_argument("--out", default="benchmarks/results/training.json")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated variants to time (scan, the reference, always runs), "
+                             "e.g. 'fit,fit[early stopping],fit[on_epoch],fit[accumulate 4 x batch/4]'")
     args = parser.parse_args(argv)
+    only = None if args.only is None else set(args.only.split(","))
+    if args.issue20:
+        only = ISSUE20 if only is None else only | ISSUE20
     if args.tiny:
         problems = {"smoke": SMOKE}
     else:
@@ -164,13 +279,18 @@ def main(argv=None) -> list:
             parser.error(f"--cases: unknown {sorted(unknown)}; choose from {list(CASES)}")
         problems = {k: CASES[k] for k in args.cases.split(",")}
     rows = []
+    if args.issue20 or args.tiny:
+        rows += bench_call(3 if args.tiny else max(args.repeats, 50))
+        print(format_table(rows, COLUMNS + ["per_call_us", "above_program_us"]), flush=True)
     for name, problem in problems.items():
         print(f"case {name}: sizes {problem.sizes}, batch {problem.batch_size}, "
               f"{problem.steps * problem.epochs} steps per unit", flush=True)
         rows += bench_case(name, problem, 1 if args.tiny else args.repeats,
-                           not args.no_python_loops)
+                           not args.no_python_loops and not args.issue20, only)
         print(format_table([r for r in rows if r["case"] == name], COLUMNS), flush=True)
     meta = {}
+    if args.compile and not args.tiny:
+        meta["cold_first_call_s"] = cold_compile(problems)
     if args.memory and not args.tiny:
         meta["peak_rss_kib"] = peak_memory()
         print("peak RSS (KiB), large case:", meta["peak_rss_kib"])

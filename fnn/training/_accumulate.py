@@ -5,6 +5,8 @@ r"""Gradient accumulation: one optimizer update from the mean gradient of severa
 over the micro-batches :math:`j` of an update (sizes :math:`n_j`), all at the same params
 :math:`w`: for a model without batch statistics the gradient of one step on their
 concatenation. The sum is carried through a ``lax.scan``: one gradient buffer, not k.
+An optimizer's ``value_fn`` (``optax.lbfgs``'s line search) is the same mean of the
+micro-batch losses as a function of params, each micro-batch run as its step ran it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Callable, cast
 import jax
 import jax.numpy as jnp
 
-from fnn.training._step import Model, gradients, update
+from fnn.training._step import Model, gradients, objective, update
 
 __all__ = ["group_step", "tail_step", "accumulated_epoch"]
 
@@ -36,12 +38,36 @@ def _mean_of_stacked(model: Model, loss: Callable, params: Params, state: Any, x
     return jax.tree.map(lambda g: g / k, total), jnp.mean(losses), state, losses
 
 
+def _stacked_value_fn(model: Model, loss: Callable, state: Any, xs: jax.Array, ys: jax.Array,
+                      keys: Any) -> Callable[[Params], jax.Array]:
+    """``params -> mean loss`` of the stacked micro-batches, run as the step runs them."""
+    def value_fn(p):
+        def micro(st, b):
+            value, st = objective(model, loss, st, *b)(p)
+            return st, value
+        return jnp.mean(jax.lax.scan(micro, state, (xs, ys, keys))[1])
+    return value_fn
+
+
 def group_step(model: Model, optimizer: Any, loss: Callable, params: Params, opt_state: Any, state: Any,
                xs: jax.Array, ys: jax.Array, keys: Any):
     """One update from ``k`` stacked batches: ``(params, opt_state, state, losses (k,))``."""
-    grads, value, state, losses = _mean_of_stacked(model, loss, params, state, xs, ys, keys)
-    params, opt_state = update(optimizer, grads, opt_state, params, value)
-    return params, opt_state, state, losses
+    grads, value, new_state, losses = _mean_of_stacked(model, loss, params, state, xs, ys, keys)
+    params, opt_state = update(optimizer, grads, opt_state, params, value,
+                               _stacked_value_fn(model, loss, state, xs, ys, keys))
+    return params, opt_state, new_state, losses
+
+
+def _weighted_value_fn(model: Model, loss: Callable, state: Any, xs: list, ys: list, keys: list,
+                       count: int) -> Callable[[Params], jax.Array]:
+    """``params -> example-weighted mean loss`` of the tail's batches, as the step runs them."""
+    def value_fn(p):
+        total, st = 0.0, state
+        for xb, yb, kb in zip(xs, ys, keys):
+            value, st = objective(model, loss, st, xb, yb, kb)(p)
+            total = total + value * (xb.shape[0] / count)
+        return total
+    return value_fn
 
 
 def tail_step(model: Model, optimizer: Any, loss: Callable, params: Params, opt_state: Any, state: Any,
@@ -49,17 +75,19 @@ def tail_step(model: Model, optimizer: Any, loss: Callable, params: Params, opt_
     """One update from the batches left at the end of an epoch (sizes may differ): their
     example-weighted mean gradient. ``(params, opt_state, state, losses (len(xs),))``."""
     count = sum(xb.shape[0] for xb in xs)
-    total, value, losses = None, 0.0, []
-    for xb, yb, kb in zip(xs, ys, [None] * len(xs) if keys is None else keys):
-        batch_value, g, state = gradients(model, loss, params, state, xb, yb, kb)
+    keys = [None] * len(xs) if keys is None else keys
+    total, value, losses, new_state = None, 0.0, [], state
+    for xb, yb, kb in zip(xs, ys, keys):
+        batch_value, g, new_state = gradients(model, loss, params, new_state, xb, yb, kb)
         w = xb.shape[0] / count
         g = jax.tree.map(lambda a: a * w, g)
         total = g if total is None else jax.tree.map(jnp.add, total, g)
         value = value + batch_value * w
         losses.append(batch_value)
     # value is a jax.Array by now: xs holds at least one batch.
-    params, opt_state = update(optimizer, total, opt_state, params, cast(jax.Array, value))
-    return params, opt_state, state, jnp.stack(losses)
+    params, opt_state = update(optimizer, total, opt_state, params, cast(jax.Array, value),
+                               _weighted_value_fn(model, loss, state, xs, ys, keys, count))
+    return params, opt_state, new_state, jnp.stack(losses)
 
 
 def accumulated_epoch(group: Callable, tail: Callable, carry: tuple, take: Callable, keys_of: Callable,

@@ -18,6 +18,7 @@ from fnn import _checks
 from fnn.losses import softmax_cross_entropy
 from fnn.training._arguments import options_from
 from fnn.training._fit import train
+from fnn.training._members_optimizer import per_member, traces
 from fnn.training._resume import initial_params, loaded
 from fnn.training._results import FitResult
 
@@ -128,9 +129,18 @@ def fit_sweep(model: Any, params: Params, make_optimizer: Callable[[Any], Any], 
     ``make_optimizer(h)`` builds the optimizer for one value ``h`` (it is called inside
     ``vmap``, so ``h`` is traced: use it as a number, e.g. ``lambda lr: adam(lr)``).
     ``hyperparams`` is an array ``(K,)`` or a pytree of ``(K,)`` arrays (e.g.
-    ``{"lr": ..., "b1": ...}``). ``params`` is one model's params, the start of every
-    member, or with ``stacked_params=True`` already stacked ``(K, ...)`` params (a sweep
-    crossed with an ensemble); a general model's ``state=`` is broadcast or stacked
+    ``{"lr": ..., "b1": ...}``). A schedule's parameter sweeps the same way:
+    ``lambda lr: adam(optax.cosine_decay_schedule(lr, steps))``. Where ``make_optimizer``
+    cannot take a traced ``h`` (optax schedules that test their arguments in Python while
+    being built: ``warmup_cosine_decay_schedule``'s ``peak_value``, ``exponential_decay``'s
+    ``decay_rate``, a number of steps, which must be an int) the ``K`` optimizers are
+    built on the host from the concrete values and each member runs its own through
+    ``lax.switch``: the same values, but every member computes all ``K`` optimizer
+    updates (the model's forward and backward passes are not repeated).
+
+    ``params`` is one model's params, the start of every member, or with
+    ``stacked_params=True`` already stacked ``(K, ...)`` params (a sweep crossed with an
+    ensemble); a general model's ``state=`` is broadcast or stacked
     alike. Takes every keyword of :func:`fnn.training.fit`; returns
     stacked results like :func:`fit_ensemble`.
 
@@ -167,5 +177,7 @@ def fit_sweep(model: Any, params: Params, make_optimizer: Callable[[Any], Any], 
         if kwargs.get("state") is not None:
             kwargs["state"] = jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)),
                                            kwargs["state"])
+    if not traces(make_optimizer, hyper, jax.tree.map(lambda a: a[0], params)):
+        make_optimizer, hyper = per_member(make_optimizer, hyper)
     return train("fit_sweep", model, params, make_optimizer, x, y,
                  options_from("fit_sweep", dict(kwargs, loss=loss)), members=k, sweep=True, hyper=hyper)

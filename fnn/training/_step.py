@@ -8,10 +8,20 @@ With plain SGD, :math:`u = -\eta g` and this is the notes' update
 (:class:`fnn.layers.StatefulLayer`) the forward stage runs with ``train=True`` and the
 step's key, and also returns the model's new state (batch norm's running averages):
 :math:`(\hat y, m') = f(w, m, x; k)`; the state is not differentiated.
+
+An optax ``GradientTransformationExtraArgs`` (``optax.chain``, ``optax.lbfgs``) is also
+given ``value=`` :math:`L(w)`, ``grad=`` :math:`g` and ``value_fn=`` :math:`v \mapsto
+L(v)` on the same batch (:func:`extra_args`). For a general model
+:math:`L(v) = \ell(f(v, m, x; k), y)` with ``train=True``, the step's key :math:`k` and
+the state :math:`m` from before the step (the state it returns is dropped): the very
+function :math:`g` is the gradient of, so dropout masks stay fixed and batch norm uses
+this batch's statistics, a deterministic function of the params as ``optax.lbfgs``'s
+line search needs.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -23,7 +33,7 @@ from fnn.losses import softmax_cross_entropy
 from fnn.optimizers import apply_updates
 
 __all__ = ["train_step", "make_train_step", "Model", "model_of", "check_optimizer", "check_loss",
-           "step", "gradients", "update", "takes_value"]
+           "step", "gradients", "update", "takes_value", "objective", "extra_args"]
 
 Params = Any
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -65,41 +75,86 @@ def check_loss(fn: str, loss: Any) -> None:
                      type(loss).__name__, TypeError)
 
 
+def objective(model: Model, loss: LossFn, state: Any, x: jax.Array, y: jax.Array,
+              key: Any) -> Callable[[Params], tuple[jax.Array, Any]]:
+    """``params -> (loss_value, new_state)`` on one batch: the function a step differentiates.
+
+    A general model runs with ``train=True``, the step's ``key`` and the state before the
+    step; a pure model returns ``state`` unchanged.
+    """
+    if model.general:
+        def fn(p):
+            predictions, new_state = model.apply(p, state, x, key=key, train=True)
+            return loss(predictions, y), new_state
+    else:
+        def fn(p):
+            return loss(model.apply(p, x), y), state
+    return fn
+
+
 def gradients(model: Model, loss: LossFn, params: Params, state: Any, x: jax.Array, y: jax.Array,
               key: Any) -> tuple[jax.Array, Params, Any]:
     """``(loss_value, grads, new_state)`` of one batch, for either model form."""
-    if model.general:
-        def objective(p):
-            predictions, new_state = model.apply(p, state, x, key=key, train=True)
-            return loss(predictions, y), new_state
-        (loss_value, state), grads = jax.value_and_grad(objective, has_aux=True)(params)
-    else:
-        loss_value, grads = jax.value_and_grad(lambda p: loss(model.apply(p, x), y))(params)
+    (loss_value, state), grads = jax.value_and_grad(
+        objective(model, loss, state, x, y, key), has_aux=True)(params)
     return loss_value, grads, state
+
+
+EXTRA_ARGS = ("value", "grad", "value_fn")
 
 
 def takes_value(optimizer: Any) -> bool:
     """True for an optax ``GradientTransformationExtraArgs`` (``optax.chain`` builds one):
-    its ``update`` is given ``value=`` (the batch loss), as ``reduce_on_plateau`` needs."""
+    its ``update`` is given the extra arguments of :func:`extra_args`."""
     return isinstance(optimizer, optax.GradientTransformationExtraArgs)
 
 
-def update(optimizer: Any, grads: Params, opt_state: Any, params: Params,
-           loss_value: jax.Array) -> tuple[Params, Any]:
-    """``(new_params, new_opt_state)``: one optimizer update with ``grads``."""
-    if takes_value(optimizer):
-        updates, opt_state = optimizer.update(grads, opt_state, params, value=loss_value)
-    else:
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+def extra_args(optimizer: Any, value: jax.Array, grads: Params,
+               value_fn: Callable[[Params], jax.Array] | None) -> dict:
+    r"""The keywords ``optimizer.update`` is given besides ``(grads, state, params)``.
+
+    None for an optimizer that is not a ``GradientTransformationExtraArgs``. Otherwise
+    ``value=`` (the batch loss, as ``optax.contrib.reduce_on_plateau`` needs), ``grad=``
+    (the same gradient as the updates) and ``value_fn=`` (the batch loss as a function of
+    params only, which the line search of ``optax.lbfgs`` calls): all three to an
+    ``update`` that takes ``**kwargs`` (``optax.chain`` does, and passes each of its
+    parts what it takes), else those it names. ``value_fn`` is only traced when called.
+    """
+    if not takes_value(optimizer):
+        return {}
+    given = {"value": value, "grad": grads, "value_fn": value_fn}
+    try:
+        parameters = inspect.signature(optimizer.update).parameters.values()
+    except (TypeError, ValueError):     # no signature to read: the documented value= only
+        return {"value": value}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return {k: v for k, v in given.items() if v is not None}
+    names = {p.name for p in parameters}
+    return {k: v for k, v in given.items() if k in names and v is not None}
+
+
+def update(optimizer: Any, grads: Params, opt_state: Any, params: Params, loss_value: jax.Array,
+           value_fn: Callable[[Params], jax.Array] | None = None) -> tuple[Params, Any]:
+    """``(new_params, new_opt_state)``: one optimizer update with ``grads`` (and the
+    :func:`extra_args` of an optimizer that takes them)."""
+    updates, opt_state = optimizer.update(grads, opt_state, params,
+                                          **extra_args(optimizer, loss_value, grads, value_fn))
     return apply_updates(params, updates), opt_state
 
 
 def step(model: Model, optimizer: Any, loss: LossFn, params: Params, opt_state: Any, state: Any,
          x: jax.Array, y: jax.Array, key: Any) -> tuple[Params, Any, Any, jax.Array]:
-    """The step of either model form: ``(params, opt_state, state, loss_value)``."""
-    loss_value, grads, state = gradients(model, loss, params, state, x, y, key)
-    params, opt_state = update(optimizer, grads, opt_state, params, loss_value)
-    return params, opt_state, state, loss_value
+    """The step of either model form: ``(params, opt_state, state, loss_value)``.
+
+    An optimizer's ``value_fn`` is the loss of this batch as the step computes it (for a
+    general model: ``train=True``, this step's key, the state before the step; the state
+    it returns is dropped): the very function whose gradient ``grad`` is, deterministic
+    in params as a line search needs.
+    """
+    loss_value, grads, new_state = gradients(model, loss, params, state, x, y, key)
+    value_fn = lambda p: objective(model, loss, state, x, y, key)(p)[0]  # noqa: E731
+    params, opt_state = update(optimizer, grads, opt_state, params, loss_value, value_fn)
+    return params, opt_state, new_state, loss_value
 
 
 def train_step(params: Params, opt_state: Any, x: jax.Array, y: jax.Array, *, model: Any,
@@ -114,7 +169,9 @@ def train_step(params: Params, opt_state: Any, x: jax.Array, y: jax.Array, *, mo
       y: targets for ``loss`` (integer labels for softmax cross-entropy).
       model: a :class:`fnn.layers.Layer`, a :class:`fnn.layers.StatefulLayer` or a
         function ``apply(params, x)``.
-      optimizer: any optax-compatible ``(init, update)``: fnn's or optax's.
+      optimizer: any optax-compatible ``(init, update)``: fnn's or optax's; an optax
+        ``GradientTransformationExtraArgs`` such as ``optax.lbfgs()`` also gets
+        ``value=``, ``grad=`` and ``value_fn=`` of this batch (module docstring).
       loss: ``loss(predictions, targets) -> scalar``, default
         :func:`fnn.losses.softmax_cross_entropy`.
       state: the model state (general models only: from ``model.init``).
