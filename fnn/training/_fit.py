@@ -128,7 +128,10 @@ def fit(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
 
     Optimizers that are optax ``GradientTransformationExtraArgs`` (``optax.chain``
     builds one) get ``value=`` (the batch loss; with accumulation, the mean over the
-    accumulated batches), as ``optax.contrib.reduce_on_plateau`` needs.
+    accumulated batches), as ``optax.contrib.reduce_on_plateau`` needs, and ``grad=``
+    and ``value_fn=`` (that loss as a function of params, a general model run with
+    ``train=True`` and the step's key), as ``optax.lbfgs()`` needs: with
+    ``batch_size=n`` that is full-batch L-BFGS.
 
     Returns:
       :class:`FitResult` ``(params, opt_state, history, key, epoch, nonfinite, state)``.
