@@ -18,7 +18,6 @@ Run:
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
@@ -26,6 +25,8 @@ import jax.numpy as jnp
 
 import fnn
 from fnn import backprop
+
+import _shared
 
 # (name, function of z, hand-written derivative or None)
 GALLERY = [
@@ -54,12 +55,8 @@ def gallery(z):
 
 
 def plot(curves, z, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    plt = _shared.pyplot_or_none()
+    if plt is None:
         return
     fig, axes = plt.subplots(2, 4, figsize=(14, 6.5), sharex=True)
     for ax, (name, f_z, df_z) in zip(axes.ravel(), curves):
@@ -71,14 +68,11 @@ def plot(curves, z, path):
         ax.set_ylim(-1.5, 2.5)
     axes[0, 0].legend(loc="upper left")
     fig.suptitle("Activation functions (solid) and their derivatives (dashed)")
-    print(f"plot written to {fnn.plots.save(fig, path)}")
+    _shared.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="a few points only (for tests)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
-    args = parser.parse_args(argv)
+    args = _shared.parser(__doc__, tiny="a few points only (for tests)").parse_args(argv)
 
     z = jnp.linspace(-4.0, 4.0, 81 if args.tiny else 1601)  # includes z = 0 exactly
     print(f"{'activation':<20}{'f range on [-4, 4]':>20}{'max f-prime':>13}{'f-prime(0)':>12}"

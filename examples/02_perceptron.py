@@ -16,7 +16,6 @@ Run:
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
@@ -26,17 +25,15 @@ import fnn
 
 from fnn import perceptron
 
+import _shared
+
 X = jnp.array([[0, 0], [0, 1], [1, 0], [1, 1]], jnp.float32)
 GATES = {"AND": jnp.array([0, 0, 0, 1]), "OR": jnp.array([0, 1, 1, 1]), "XOR": jnp.array([0, 1, 1, 0])}
 
 
 def plot_boundaries(results, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    plt = _shared.pyplot_or_none()
+    if plt is None:
         return
     grid = jnp.stack(jnp.meshgrid(jnp.linspace(-0.5, 1.5, 201), jnp.linspace(-0.5, 1.5, 201)), -1)
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4.2))
@@ -60,15 +57,13 @@ def plot_boundaries(results, path):
         ax.set_ylim(-0.5, 1.5)
     axes[0].legend(loc="lower left")
     fig.suptitle("Perceptron decision regions (blue: class 1, red: class 0)")
-    print(f"plot written to {fnn.plots.save(fig, path)}")
+    _shared.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="fewer epochs (for tests)")
+    parser = _shared.parser(__doc__, tiny="fewer epochs (for tests)")
     parser.add_argument("--max-epochs", type=int, default=None, help="epoch limit (default 20, tiny 10)")
     parser.add_argument("--learning-rate", type=float, default=1.0)
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
     args = parser.parse_args(argv)
     max_epochs = args.max_epochs or (10 if args.tiny else 20)
 

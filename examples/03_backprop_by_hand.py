@@ -21,7 +21,6 @@ Run:
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
@@ -29,6 +28,8 @@ import jax.numpy as jnp
 
 import fnn
 from fnn import backprop, diagnostics, plots
+
+import _shared
 
 sigmoid = fnn.sigmoid
 
@@ -111,11 +112,9 @@ def plot(path, chain_factors, hand, auto, layer_hand, layer_auto):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="fewer steps (for tests)")
+    parser = _shared.parser(__doc__, tiny="fewer steps (for tests)", out="folder for backprop_by_hand.png")
     parser.add_argument("--steps", type=int, default=None, help="gradient steps (default 50, tiny 5)")
     parser.add_argument("--learning-rate", type=float, default=2.0)
-    parser.add_argument("--out", default="runs/examples", help="folder for backprop_by_hand.png")
     args = parser.parse_args(argv)
     steps = args.steps or (5 if args.tiny else 50)
 

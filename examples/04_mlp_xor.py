@@ -20,13 +20,14 @@ Writes ``04_xor_loss.png`` and the decision boundaries ``04_xor_linear.png`` and
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
 
 import fnn
 from fnn import plots
+
+import _shared
 
 
 def train(model, data, *, epochs: int, key: jax.Array) -> fnn.training.FitResult:
@@ -38,10 +39,8 @@ def train(model, data, *, epochs: int, key: jax.Array) -> fnn.training.FitResult
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="An MLP learns XOR; a linear model cannot.")
-    parser.add_argument("--tiny", action="store_true", help="a few epochs (smoke test)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plots")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data and init")
+    parser = _shared.parser("An MLP learns XOR; a linear model cannot.", tiny="a few epochs (smoke test)",
+                            out="folder for the plots", seed="seed of data and init")
     parser.add_argument("--hidden", type=int, default=8, help="hidden tanh units of the MLP")
     args = parser.parse_args(argv)
     epochs = 5 if args.tiny else 100

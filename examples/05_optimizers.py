@@ -27,7 +27,6 @@ Writes ``05_optimizers.png`` into ``--out`` when matplotlib is installed.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
@@ -35,6 +34,8 @@ import jax.numpy as jnp
 
 import fnn
 from fnn import plots
+
+import _shared
 
 # Each rule as a function of its learning rate, so fit_sweep can train a grid of rates at once.
 OPTIMIZERS = {
@@ -48,11 +49,9 @@ RATES = jnp.array([1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0])
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="SGD, momentum, AdaGrad, RMSProp and Adam "
-                                                 "on the same problem, same init, same batches.")
-    parser.add_argument("--tiny", action="store_true", help="a few epochs (smoke test)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data, init and batch order")
+    parser = _shared.parser("SGD, momentum, AdaGrad, RMSProp and Adam on the same problem, same init, "
+                            "same batches.", tiny="a few epochs (smoke test)",
+                            seed="seed of data, init and batch order")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default 100, tiny 3)")
     args = parser.parse_args(argv)
     epochs = args.epochs or (3 if args.tiny else 100)

@@ -20,7 +20,6 @@ Run:
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
@@ -28,6 +27,8 @@ import jax.numpy as jnp
 
 import fnn
 from fnn import diagnostics
+
+import _shared
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
@@ -54,12 +55,8 @@ def train(model, params, x, y, *, learning_rate, steps):
 
 
 def plot(report, curves, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    plt = _shared.pyplot_or_none()
+    if plt is None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     layers = range(1, report.norms.shape[1] + 1)
@@ -75,18 +72,15 @@ def plot(report, curves, path):
     right.set_ylabel("binary cross-entropy")
     right.set_title("Training loss")
     right.legend()
-    print(f"plot written to {fnn.plots.save(fig, path)}")
+    _shared.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="depth 4, few steps (for tests)")
+    parser = _shared.parser(__doc__, tiny="depth 4, few steps (for tests)", seed="seed of data and init")
     parser.add_argument("--depth", type=int, default=None, help="dense layers (default 10, tiny 4)")
     parser.add_argument("--width", type=int, default=None, help="hidden units (default 32, tiny 8)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default 2000, tiny 50)")
     parser.add_argument("--learning-rate", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
     args = parser.parse_args(argv)
     depth = args.depth or (4 if args.tiny else 10)
     width = args.width or (8 if args.tiny else 32)

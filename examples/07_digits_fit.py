@@ -25,7 +25,6 @@ matplotlib is installed.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -35,13 +34,13 @@ import jax.numpy as jnp
 import fnn
 from fnn import plots
 
+import _shared
+
 
 def main(argv: list[str] | None = None) -> float:
-    parser = argparse.ArgumentParser(description="An MLP on the digits data with fnn.fit.")
-    parser.add_argument("--tiny", action="store_true", help="small model, 2 epochs (smoke test)")
-    parser.add_argument("--out", default="runs/examples", help="folder for plots and checkpoint")
-    parser.add_argument("--seed", type=int, default=0, help="seed of split, init and batch order")
-    args = parser.parse_args(argv)
+    args = _shared.parser("An MLP on the digits data with fnn.fit.",
+                          tiny="small model, 2 epochs (smoke test)", out="folder for plots and checkpoint",
+                          seed="seed of split, init and batch order").parse_args(argv)
     hidden, epochs = (32, 2) if args.tiny else (256, 20)
 
     k_data, k_init, k_order = jax.random.split(jax.random.key(args.seed), 3)

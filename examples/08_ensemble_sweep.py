@@ -28,7 +28,6 @@ installed.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import time
@@ -40,6 +39,8 @@ import jax.numpy as jnp
 import fnn
 from fnn import plots
 
+import _shared
+
 
 @functools.partial(jax.jit, static_argnums=0)
 def ensemble_accuracy(model, params, x, y) -> jax.Array:
@@ -50,10 +51,9 @@ def ensemble_accuracy(model, params, x, y) -> jax.Array:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="An ensemble and a learning-rate sweep with vmap.")
-    parser.add_argument("--tiny", action="store_true", help="small and short (smoke test)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plots")
-    parser.add_argument("--seed", type=int, default=0, help="seed of split, inits and batch order")
+    parser = _shared.parser("An ensemble and a learning-rate sweep with vmap.",
+                            tiny="small and short (smoke test)", out="folder for the plots",
+                            seed="seed of split, inits and batch order")
     parser.add_argument("--members", type=int, default=8, help="ensemble size K")
     args = parser.parse_args(argv)
     hidden, epochs, members = (16, 2, 3) if args.tiny else (64, 15, args.members)

@@ -38,7 +38,6 @@ if __name__ == "__main__" and "xla_force_host_platform_device_count" not in os.e
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_force_host_platform_device_count=8").strip()
 
-import argparse  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -47,14 +46,13 @@ import jax.numpy as jnp  # noqa: E402
 import fnn  # noqa: E402
 from fnn import plots  # noqa: E402
 
+import _shared  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> float:
-    parser = argparse.ArgumentParser(description="Data-parallel fit on 8 simulated devices "
-                                                 "against the single-device fit.")
-    parser.add_argument("--tiny", action="store_true", help="small and short (smoke test)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
-    parser.add_argument("--seed", type=int, default=0, help="seed of split, init and batch order")
-    args = parser.parse_args(argv)
+    args = _shared.parser("Data-parallel fit on 8 simulated devices against the single-device fit.",
+                          tiny="small and short (smoke test)",
+                          seed="seed of split, init and batch order").parse_args(argv)
     hidden, epochs = (32, 2) if args.tiny else (256, 20)
 
     devices = jax.devices()

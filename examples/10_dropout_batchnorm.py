@@ -28,13 +28,14 @@ is installed.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
 
 import fnn
 from fnn import plots
+
+import _shared
 
 
 def _train(model, key, data, x, y, epochs: int, learning_rate: float, batch_size: int):
@@ -48,11 +49,9 @@ def _train(model, key, data, x, y, epochs: int, learning_rate: float, batch_size
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="Dropout and batch norm on the digits.")
-    parser.add_argument("--tiny", action="store_true", help="small nets, few epochs (smoke test)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plots")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = _shared.parser("Dropout and batch norm on the digits.", tiny="small nets, few epochs (smoke test)",
+                          out="folder for the plots",
+                          seed="seed of split, init and batch order").parse_args(argv)
     width, epochs, train_size = (16, 2, 100) if args.tiny else (1024, 60, 300)
     deep_epochs, depth = (2, 3) if args.tiny else (40, 10)
 

@@ -19,13 +19,14 @@ Writes ``12_update_rule_slopes.png`` into ``--out`` when matplotlib is installed
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
 import jax.numpy as jnp
 
 import fnn
+
+import _shared
 
 W_STAR = 2.0
 POINTS = {"a": -1.0, "b": 4.5}
@@ -48,12 +49,8 @@ def descend(w, learning_rate, steps):
 
 
 def plot(paths, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    plt = _shared.pyplot_or_none()
+    if plt is None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     w = jnp.linspace(-2.5, 6.5, 200)
@@ -79,14 +76,11 @@ def plot(paths, path):
     right.set_ylabel("w")
     right.set_title("w_new = w_old - eta dL/dw from a")
     right.legend(fontsize="small")
-    print(f"plot written to {fnn.plots.save(fig, path)}")
+    _shared.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="fewer steps (for tests)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
-    args = parser.parse_args(argv)
+    args = _shared.parser(__doc__, tiny="fewer steps (for tests)").parse_args(argv)
     steps = 10 if args.tiny else 30
 
     moves = {}

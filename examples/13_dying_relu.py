@@ -29,7 +29,6 @@ Writes ``13_dying_relu.png`` into ``--out`` when matplotlib is installed.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
@@ -37,39 +36,20 @@ import jax.numpy as jnp
 
 import fnn
 
+import _shared
+
 ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu")
 
 
-def train(model, params, optimizer, x, y, *, activation, epochs, batch_size, key):
-    """Minibatch training as one compiled scan: params and dead fractions after every epoch."""
-    n_batches = x.shape[0] // batch_size
-
-    def loss_fn(p, xb, yb):
-        return fnn.losses.softmax_cross_entropy(model.apply(p, xb), yb)
-
-    def step(carry, batch):
-        p, s = carry
-        updates, s = optimizer.update(jax.grad(loss_fn)(p, *batch), s, p)
-        return (fnn.optimizers.apply_updates(p, updates), s), None
-
-    def epoch(carry, k):
-        order = jax.random.permutation(k, x.shape[0])[:n_batches * batch_size]
-        order = order.reshape(n_batches, batch_size)
-        carry, _ = jax.lax.scan(step, carry, (x[order], y[order]))
-        dead = fnn.diagnostics.dead_units(model, carry[0], x, activation=activation)
-        return carry, (carry[0], dead)
-
-    run = jax.jit(lambda p: jax.lax.scan(epoch, (p, optimizer.init(p)), jax.random.split(key, epochs)))
-    return run(params)[1]
+def never_active(model, activation, x):
+    """What to record after each epoch: the params, and the dead fraction of each hidden layer."""
+    return lambda params, losses: (params,
+                                   fnn.diagnostics.dead_units(model, params, x, activation=activation))
 
 
 def plot(dead, alphas, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    plt = _shared.pyplot_or_none()
+    if plt is None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, fractions in dead.items():
@@ -84,14 +64,12 @@ def plot(dead, alphas, path):
     right.set_ylabel("PReLU alpha")
     right.set_title("Learned PReLU slopes (start 0.25)")
     right.legend()
-    print(f"plot written to {fnn.plots.save(fig, path)}")
+    _shared.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="a few epochs, a small net (for tests)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = _shared.parser(__doc__, tiny="a few epochs, a small net (for tests)",
+                            seed="seed of data, init and batch order")
     parser.add_argument("--learning-rate", type=float, default=0.05)
     args = parser.parse_args(argv)
     epochs, width, n = (3, 8, 200) if args.tiny else (30, 32, 1000)
@@ -105,8 +83,9 @@ def main(argv=None):
     # --tiny: two of them, to stay a quick smoke test (PReLU for its slopes).
     for name in ("relu", "prelu") if args.tiny else ACTIVATIONS:
         model = fnn.mlp([width] * 3 + [2], activation=name)
-        per_epoch, fractions = train(model, model.init(k_init, (2,)), fnn.optimizers.adam(args.learning_rate),
-                                     x, y, activation=name, epochs=epochs, batch_size=32, key=k_order)
+        per_epoch, fractions = _shared.train_recording(
+            model, model.init(k_init, (2,)), fnn.optimizers.adam(args.learning_rate), x, y,
+            record=never_active(model, name, x), epochs=epochs, batch_size=32, key=k_order)
         dead[name] = jnp.mean(fractions, axis=1)   # over the 3 hidden layers (equal widths)
         last = jax.tree.map(lambda a: a[-1], per_epoch)
         trained[name] = last

@@ -25,7 +25,6 @@ Writes ``14_zero_centred_activations.png`` into ``--out`` when matplotlib is ins
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
@@ -33,41 +32,21 @@ import jax.numpy as jnp
 
 import fnn
 
+import _shared
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "elu")
 
 
-def train(model, params, optimizer, x, y, *, activation, epochs, batch_size, key):
-    """Minibatch training as one compiled scan: after each epoch the params, the mean loss
-    and the activation statistics on ``x``."""
-    n_batches = x.shape[0] // batch_size
-
-    def loss_fn(p, xb, yb):
-        return fnn.losses.softmax_cross_entropy(model.apply(p, xb), yb)
-
-    def step(carry, batch):
-        p, s = carry
-        value, grads = jax.value_and_grad(loss_fn)(p, *batch)
-        updates, s = optimizer.update(grads, s, p)
-        return (fnn.optimizers.apply_updates(p, updates), s), value
-
-    def epoch(carry, k):
-        order = jax.random.permutation(k, x.shape[0])[:n_batches * batch_size]
-        carry, losses = jax.lax.scan(step, carry, (x[order.reshape(n_batches, -1)],
-                                                   y[order.reshape(n_batches, -1)]))
-        stats = fnn.diagnostics.activation_stats(model, carry[0], x, activation=activation)
-        return carry, (carry[0], jnp.mean(losses), stats)
-
-    run = jax.jit(lambda p: jax.lax.scan(epoch, (p, optimizer.init(p)), jax.random.split(key, epochs)))
-    return run(params)[1]
+def mean_loss_and_stats(model, activation, x):
+    """What to record after each epoch: the params, the mean loss of its steps, and the
+    activation statistics of every hidden layer on ``x``."""
+    return lambda params, losses: (params, jnp.mean(losses),
+                                   fnn.diagnostics.activation_stats(model, params, x, activation=activation))
 
 
 def plot(stats, losses, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    plt = _shared.pyplot_or_none()
+    if plt is None:
         return
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     for i, (name, (mean, std)) in enumerate(stats.items()):
@@ -84,15 +63,12 @@ def plot(stats, losses, path):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.legend(fontsize="small")
-    print(f"plot written to {fnn.plots.save(fig, path)}")
+    _shared.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="a few epochs, a small net (for tests)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = _shared.parser(__doc__, tiny="a few epochs, a small net (for tests)",
+                          seed="seed of data, init and batch order").parse_args(argv)
     epochs, width, n = (3, 8, 200) if args.tiny else (30, 32, 1000)
 
     k_data, k_init, k_order = jax.random.split(jax.random.key(args.seed), 3)
@@ -103,8 +79,9 @@ def main(argv=None):
     stats, losses, final = {}, {}, {}
     for name in ACTIVATIONS[:3] if args.tiny else ACTIVATIONS:   # --tiny: a quick smoke test
         model = fnn.mlp([width] * 3 + [2], activation=name)
-        per_epoch, loss, measured = train(model, model.init(k_init, (2,)), fnn.optimizers.adam(0.01), x, y,
-                                          activation=name, epochs=epochs, batch_size=32, key=k_order)
+        per_epoch, loss, measured = _shared.train_recording(
+            model, model.init(k_init, (2,)), fnn.optimizers.adam(0.01), x, y,
+            record=mean_loss_and_stats(model, name, x), epochs=epochs, batch_size=32, key=k_order)
         mean, std = measured.mean, measured.std   # (epochs, layers)
         stats[name], losses[name] = (mean, std), loss
         final[name] = {"mean": [float(v) for v in mean[-1]], "std": [float(v) for v in std[-1]],

@@ -22,11 +22,12 @@ Writes ``15_activation_cost.png`` into ``--out`` when matplotlib is installed.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 
 import fnn
+
+import _shared
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
                      "bench_activations.py")
@@ -40,12 +41,8 @@ def load_benchmark():
 
 
 def plot(ratios, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    plt = _shared.pyplot_or_none()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(10, 4.5))
     groups = list(ratios)
@@ -59,14 +56,11 @@ def plot(ratios, path):
     ax.set_ylabel("median time / ReLU's")
     ax.set_title("Activation cost relative to ReLU (jitted, interleaved, medians)")
     ax.legend(fontsize="small")
-    print(f"plot written to {fnn.plots.save(fig, path)}")
+    _shared.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes, few repeats (for tests)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
-    args = parser.parse_args(argv)
+    args = _shared.parser(__doc__, tiny="tiny sizes, few repeats (for tests)").parse_args(argv)
     bench_args = ["--tiny", "--repeats", "3", "--activations", "relu,sigmoid"] if args.tiny else ["--sizes", "2000000", "--repeats", "21"]
     rows = load_benchmark().main(bench_args + ["--out", ""])
     ratios: dict = {}

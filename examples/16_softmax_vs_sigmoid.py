@@ -25,13 +25,14 @@ Writes ``16_softmax_vs_sigmoid.png`` into ``--out`` when matplotlib is installed
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
 import jax.numpy as jnp
 
 import fnn
+
+import _shared
 
 
 def equivalent_sigmoid_params(softmax_params):
@@ -50,12 +51,8 @@ def train(loss_fn, params, rates, steps):
 
 
 def plot(z, gap_identity, p_softmax, p_sigmoid, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    plt = _shared.pyplot_or_none()
+    if plt is None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     left.plot(z, fnn.softmax(jnp.stack([z, jnp.zeros_like(z)], -1))[:, 0], lw=4, alpha=0.4,
@@ -69,15 +66,12 @@ def plot(z, gap_identity, p_softmax, p_sigmoid, path):
     right.set_xlabel("P(class 1), 2-output softmax net")
     right.set_ylabel("P(class 1), 1-output sigmoid net")
     right.set_title("After training, every training point")
-    print(f"plot written to {fnn.plots.save(fig, path)}")
+    _shared.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="few steps (for tests)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = _shared.parser(__doc__, tiny="few steps (for tests)",
+                          seed="seed of data and init").parse_args(argv)
     steps, n = (20, 200) if args.tiny else (500, 1000)
 
     z = jnp.linspace(-10, 10, 2001)

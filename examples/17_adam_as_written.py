@@ -35,7 +35,6 @@ Writes ``17_adam_as_written.png`` into ``--out`` when matplotlib is installed.
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import NamedTuple
 
@@ -44,6 +43,8 @@ import jax.numpy as jnp
 
 import fnn
 from fnn.optimizers import GradientTransformation
+
+import _shared
 
 
 class NotesAdamState(NamedTuple):
@@ -68,36 +69,20 @@ def notes_adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, *, smoothing=True, ada
     return GradientTransformation(init, update)
 
 
-def train(model, params, optimizer, x, y, *, epochs, batch_size, key):
-    """Minibatch training as one compiled scan: the loss of every step and the first update."""
-    n_batches = x.shape[0] // batch_size
+def first_update(model, params, optimizer, x, y, *, epochs, batch_size, key):
+    """The optimizer's update on the run's first batch (epoch 1's order, drawn as in training)."""
+    first = jax.random.permutation(jax.random.split(key, epochs)[0], x.shape[0])[:batch_size]
 
     def loss_fn(p, xb, yb):
         return fnn.losses.softmax_cross_entropy(model.apply(p, xb), yb)
 
-    def step(carry, batch):
-        p, s = carry
-        value, grads = jax.value_and_grad(loss_fn)(p, *batch)
-        updates, s = optimizer.update(grads, s, p)
-        return (fnn.optimizers.apply_updates(p, updates), s), value
-
-    def epoch(carry, k):
-        order = jax.random.permutation(k, x.shape[0])[:n_batches * batch_size].reshape(n_batches, -1)
-        return jax.lax.scan(step, carry, (x[order], y[order]))
-
-    keys = jax.random.split(key, epochs)
-    first = jax.random.permutation(keys[0], x.shape[0])[:batch_size]
-    first_update = jax.jit(lambda p: optimizer.update(jax.grad(loss_fn)(p, x[first], y[first]),
-                                                      optimizer.init(p), p)[0])(params)
-    run = jax.jit(lambda p: jax.lax.scan(epoch, (p, optimizer.init(p)), keys))
-    return run(params)[1].reshape(-1), first_update
+    return jax.jit(lambda p: optimizer.update(jax.grad(loss_fn)(p, x[first], y[first]),
+                                              optimizer.init(p), p)[0])(params)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="a few epochs (for tests)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = _shared.parser(__doc__, tiny="a few epochs (for tests)",
+                            seed="seed of data, init and batch order")
     parser.add_argument("--learning-rate", type=float, default=0.003)
     args = parser.parse_args(argv)
     epochs, n = (2, 200) if args.tiny else (40, 1000)
@@ -115,7 +100,10 @@ def main(argv=None):
     print(f"spirals, {x.shape[0]} points, MLP 2-32-32-2 tanh, lr {lr}, batch 32, {epochs} epochs")
     curves, first_step, final = {}, {}, {}
     for name, opt in list(optimizers.items())[:2 if args.tiny else 4]:   # --tiny: a smoke test
-        losses, first = train(model, params, opt, x, y, epochs=epochs, batch_size=32, key=k_order)
+        # Record the loss of every step, epoch after epoch.
+        losses = _shared.train_recording(model, params, opt, x, y, record=lambda p, step: step, epochs=epochs,
+                                         batch_size=32, key=k_order).reshape(-1)
+        first = first_update(model, params, opt, x, y, epochs=epochs, batch_size=32, key=k_order)
         sizes = jnp.concatenate([jnp.abs(u).ravel() for u in jax.tree.leaves(first)]) / lr
         # The largest is the clean figure: where |g| >> sqrt(eps) it is the closed form
         # (1 - b1) / sqrt(1 - b2) (1 with bias correction); small gradients, where eps

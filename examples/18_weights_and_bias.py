@@ -19,13 +19,14 @@ Writes ``18_weights_and_bias.png`` into ``--out`` when matplotlib is installed.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
 import jax.numpy as jnp
 
 import fnn
+
+import _shared
 
 WEIGHTS = (0.5, 1.0, 3.0, -2.0)
 BIASES = (-3.0, 0.0, 3.0)
@@ -44,12 +45,8 @@ def crossing(w, b, x):
 
 
 def plot(x, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    plt = _shared.pyplot_or_none()
+    if plt is None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for w in WEIGHTS:
@@ -63,14 +60,11 @@ def plot(x, path):
         ax.set_xlabel("input x")
         ax.set_ylabel("sigmoid(w x + b)")
         ax.legend(fontsize="small")
-    print(f"plot written to {fnn.plots.save(fig, path)}")
+    _shared.save(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="a coarse grid (for tests)")
-    parser.add_argument("--out", default="runs/examples", help="folder for the plot")
-    args = parser.parse_args(argv)
+    args = _shared.parser(__doc__, tiny="a coarse grid (for tests)").parse_args(argv)
     x = jnp.linspace(-8.0, 8.0, 161 if args.tiny else 1601)
 
     print(f"{'w':>6}{'b':>6}{'crossing x':>12}{'-b/w':>8}{'slope there':>13}{'w/4':>8}")

@@ -34,7 +34,7 @@ import numpy as np
 
 import fnn
 
-import _common
+import _shared
 
 FEATURES, CLASSES = 64, 10
 
@@ -67,7 +67,7 @@ def block_shuffled(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = _common.parser(__doc__, tiny="a 1 MiB budget, 2 epochs (smoke test)", out="folder for the plot",
+    p = _shared.parser(__doc__, tiny="a 1 MiB budget, 2 epochs (smoke test)", out="folder for the plot",
                        seed="seed of data, init and batch order")
     p.add_argument("--budget-mib", type=float, default=64.0,
                    help="the device budget in MiB; the file holds 1.5 times as much (default 64)")

@@ -32,7 +32,7 @@ import numpy as np
 
 import fnn
 
-import _common
+import _shared
 
 
 class Records:
@@ -49,7 +49,7 @@ class Records:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = _common.parser(__doc__, tiny="3 epochs (smoke test)", out="folder for the plot",
+    p = _shared.parser(__doc__, tiny="3 epochs (smoke test)", out="folder for the plot",
                        seed="seed of the split, init and Grain's shuffle")
     p.add_argument("--workers", type=int, default=0, help="Grain worker processes (default 0: in process)")
     args = p.parse_args(argv)

@@ -33,6 +33,8 @@ CASES += [pytest.param(n, None, id=f"{n:02d}_missing") for n, paths in _numbered
 
 
 def _load(path: str):
+    if EXAMPLES not in sys.path:   # as `python examples/NN_x.py` has it: they import _shared.py
+        sys.path.insert(0, EXAMPLES)
     name = "example_" + re.sub(r"\W", "_", os.path.basename(path)[:-3])
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

@@ -10,15 +10,19 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
 
 
 def run(name: str, tmp_path, capsys) -> tuple[dict, str]:
-    path = os.path.join(ROOT, "examples", f"{name}.py")
+    if EXAMPLES not in sys.path:   # as `python examples/NN_x.py` has it: they import _shared.py
+        sys.path.insert(0, EXAMPLES)
+    path = os.path.join(EXAMPLES, f"{name}.py")
     spec = importlib.util.spec_from_file_location("notes_" + name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
