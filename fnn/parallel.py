@@ -116,7 +116,7 @@ def fit(model: Any, params: Any, optimizer: Any, x: Any, y: Any, *,
     example ``i`` being row ``i - p n`` of process ``p = i // n`` (every process passes
     the same ``n``), and the data order, shuffles included, is over that global index.
     ``eval_data`` is always whole on every process. The result's arrays are this
-    process's copies (fully addressable); checkpoints are written by process 0 alone,
+    process's copies (fully addressable; the history as NumPy arrays); checkpoints are written by process 0 alone,
     atomically, and every process returns only once they are on disk (a ``checkpoint``
     path on storage all processes read, for ``initial=path``). The progress bar is off;
     ``on_epoch`` runs on every process and process 0's return value decides the stop.
@@ -150,4 +150,7 @@ def fit(model: Any, params: Any, optimizer: Any, x: Any, y: Any, *,
             else _multihost.replicated((p.x, p.y), mesh))
     result = run(p._replace(params=params, opt_state=opt_state, model_state=model_state, x=x, y=y,
                             eval_data=eval_data, key=key))
-    return _multihost.local_view(result) if _multihost.is_multiprocess() else result
+    if not _multihost.is_multiprocess():
+        return result
+    result = _multihost.local_view(result)
+    return result._replace(history={k: np.asarray(v) for k, v in result.history.items()})

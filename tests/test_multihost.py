@@ -43,6 +43,7 @@ def _record(r) -> dict:
     import jax
     leaves = jax.tree.leaves((r.params, r.state))
     return {"leaves": [np.asarray(a).tolist() for a in leaves],
+            "history_on_host": all(isinstance(v, np.ndarray) for v in r.history.values()),
             "history": {k: np.asarray(v).tolist() for k, v in r.history.items()},
             "epoch": int(r.epoch),
             "addressable": all(a.is_fully_addressable for a in jax.tree.leaves(r) if isinstance(a, jax.Array))}
@@ -91,10 +92,10 @@ def _worker(out_dir: str, port: int, pid: int) -> None:
     except _Crash:
         pass
     scenario("resumed", mlp, None, adam, x, y, initial=path)
-    for name, change in [("batch_size", dict(batch_size=BATCH // 2 * (1 + pid))),
-                         ("key", dict(key=jax.random.key(pid)))]:
+    for name, n, change in [("batch_size", N, dict(batch_size=BATCH // 2 * (1 + pid))),
+                            ("key", N, dict(key=jax.random.key(pid))), ("x", N - 4 * pid, {})]:
         try:
-            fit(mlp, params, adam, x, y, **dict(kw, **change))
+            fit(mlp, params, adam, x[:n], y[:n], **dict(kw, **change))
         except ValueError as e:
             out[f"mismatch_{name}"] = str(e)
     for name, change in [("progress", dict(progress=True)), ("devices", dict(devices=jax.devices()[::-1]))]:
@@ -164,11 +165,11 @@ def test_multihost_fit_equals_single_process_4_devices(runs, scenario, reference
 
 
 def test_multihost_fit_returns_fully_addressable_results(runs):
-    assert all(runs[f"process{i}"][s]["addressable"] for i in range(2)
-               for s in ("replicated", "local", "bn", "resumed"))
+    assert all(runs[f"process{i}"][s]["addressable"] and runs[f"process{i}"][s]["history_on_host"]
+               for i in range(2) for s in ("replicated", "local", "bn", "resumed"))
 
 
-@pytest.mark.parametrize("arg", ["batch_size", "key"])
+@pytest.mark.parametrize("arg", ["batch_size", "key", "x"])
 def test_multihost_fit_rejects_processes_that_disagree(runs, arg):
     for i in range(2):
         message = runs[f"process{i}"].get(f"mismatch_{arg}", "")
