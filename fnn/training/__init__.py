@@ -10,6 +10,10 @@ r"""Compiled training: a pure train step, ``fit`` as one XLA program, evaluation
 A general model (:class:`fnn.layers.StatefulLayer`: dropout, batch norm) trains the
 same way with its state: ``params, state = model.init(...)``, ``fit(..., state=state)``,
 then ``result.state`` and ``evaluate(..., state=result.state)``.
+
+Data larger than the device train from batches on the host:
+``fit_batches(model, params, optimizer, batches, epochs=..., steps_per_call=...)``, with
+``batches`` an iterable of ``(x, y)`` (a generator, a Grain loader, memory-mapped slices).
 """
 
 from fnn.training._batches import fit_batches

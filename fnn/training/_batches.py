@@ -8,7 +8,6 @@ import warnings
 from typing import Any, Callable, Iterator, Mapping, cast
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fnn import _checks
