@@ -9,7 +9,9 @@ side by side gives a patch matrix :math:`P` of shape ``(N, *out, prod(kernel) * 
 ("im2col"), and the convolution is the matrix product :math:`y = P\, W'` with the kernel
 reshaped to ``(prod(kernel) * C, features)``. Each tap is one static strided slice of
 the padded input, so the forward pass is pads, slices and a GEMM, and so is its
-autodiff (a slice's transpose is a pad, a product's transpose two products).
+autodiff (a slice's transpose is a pad, a product's transpose two products), forward
+mode included. The price is memory: the patches hold ``prod(kernel)`` copies of the
+input (9 for 3x3, 27 for 3x3x3), live until the backward pass.
 
 Why not ``lax.conv_general_dilated``: XLA:CPU runs a convolution on its fast (Eigen)
 path only when its dimension numbers are canonical (batch first, features last, kernel
