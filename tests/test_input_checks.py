@@ -421,6 +421,7 @@ case("fit-metrics-not-callable", lambda: _fit(eval_data=(XT, YT), metrics={"a": 
 case("fit-checkpoint-int", lambda: _fit(checkpoint=3), T, "fit", "checkpoint")
 case("fit-nan_guard-str", lambda: _fit(nan_guard="no"), T, "fit", "nan_guard")
 case("fit-shuffle-None", lambda: _fit(shuffle=None), T, "fit", "shuffle")
+case("fit-shuffle-unknown-method", lambda: _fit(shuffle="random"), V, "fit", "shuffle")
 case("fit-early_stopping-str", lambda: _fit(early_stopping="eval_loss"), T, "fit", "early_stopping")
 case("fit-early_stopping-eval-monitor-without-eval_data",
      lambda: _fit(early_stopping=training.EarlyStopping("eval_loss")), V, "fit", "early_stopping")
@@ -456,6 +457,8 @@ case("compilation_cache.enable-path-None-while-off", lambda: compilation_cache.e
 case("epoch_order-key-int", lambda: training.epoch_order(3, 0, 5), T, "epoch_order", "key")
 case("epoch_order-n-zero", lambda: training.epoch_order(KEY, 0, 0), V, "epoch_order", "n")
 case("epoch_order-n-float", lambda: training.epoch_order(KEY, 0, 5.0), V, "epoch_order", "n")
+case("epoch_order-method-unknown", lambda: training.epoch_order(KEY, 0, 5, method="shuffle"), V,
+     "epoch_order", "method")
 case("evaluate-model-None", lambda: training.evaluate(None, mlp_params(), XT, YT), T, "evaluate", "model")
 case("evaluate-loss-None", lambda: training.evaluate(MLP, mlp_params(), XT, YT, loss=None),
      T, "evaluate", "loss")

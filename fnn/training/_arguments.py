@@ -8,6 +8,7 @@ field of :class:`FitOptions`, a check here and a use in the loop or the driver.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -19,6 +20,7 @@ from fnn.losses import softmax_cross_entropy
 from fnn.training._early import EarlyStopping
 from fnn.training._data_checks import check_data, check_labels, check_metrics
 from fnn.training._loop import LoopConfig
+from fnn.training._order import METHODS
 from fnn.training._resume import ResumePoint, resume_point, restructure
 from fnn.training._score import predict
 from fnn.training._shapes import abstract, eval_shape
@@ -84,7 +86,14 @@ def options_from(fn: str, kwargs: Mapping[str, Any]) -> FitOptions:
     return FitOptions(**kwargs)
 
 
+@functools.lru_cache(maxsize=64)
+def _inexact(dtype: Any) -> bool:
+    return jnp.issubdtype(dtype, jnp.inexact)
+
+
 def _check_params(fn: str, params: Params) -> None:
+    if all(isinstance(leaf, jax.Array) and _inexact(leaf.dtype) for leaf in jax.tree.leaves(params)):
+        return                     # the common case, without the paths of the messages
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         if not hasattr(leaf, "shape"):
             _checks.fail(fn, f"params{jax.tree_util.keystr(path)}", "be an array", _checks.describe(leaf))
@@ -123,8 +132,8 @@ def check_model_state(fn: str, general: bool, state: Any, resumed: bool) -> Any:
 
 def predictions_shape(fn: str, model, params: Params, state: Any, stacked: bool, arg: str, x: jax.Array):
     """One example's prediction shape, traced abstractly; a model/data mismatch names ``arg``."""
-    drop = 1 if stacked else 0
-    p, s = abstract(params, drop), abstract(state, drop)
+    # eval_shape abstracts its arguments itself; dropping the member axis needs a copy.
+    p, s = (abstract(params, 1), abstract(state, 1)) if stacked else (params, state)
     try:
         return eval_shape(_predict, model, p, s, jax.ShapeDtypeStruct(x.shape[1:], x.dtype))
     except (ValueError, TypeError) as e:
@@ -160,20 +169,35 @@ def _call(f: Callable, predictions: Any, targets: Any) -> Any:
 
 def _scalar_of(fn: str, arg: str, f: Callable, predictions: Any, y: jax.Array) -> None:
     """``f(predictions, y)`` must give a floating scalar for a batch of the model's outputs."""
-    batch = jax.ShapeDtypeStruct((2,) + tuple(predictions.shape), predictions.dtype)
-    targets = jax.ShapeDtypeStruct((2,) + tuple(y.shape[1:]), y.dtype)
+    shapes = (tuple(predictions.shape), predictions.dtype, tuple(y.shape[1:]), y.dtype)
     try:
         hash(f)
     except TypeError:           # an unhashable callable: traced without the cache
-        shape_of = lambda *a: jax.eval_shape(_call, f, *a)  # noqa: E731
+        _check_scalar(fn, arg, f, *shapes, cached=False)
     else:
+        _scalar_checked(fn, arg, f, *shapes)
+
+
+@functools.lru_cache(maxsize=256)
+def _scalar_checked(fn: str, arg: str, f: Callable, *shapes: Any) -> None:
+    """:func:`_check_scalar`, remembered when it passes (a failure raises, uncached)."""
+    _check_scalar(fn, arg, f, *shapes)
+
+
+def _check_scalar(fn: str, arg: str, f: Callable, prediction_shape: tuple, prediction_dtype: Any,
+                  target_shape: tuple, target_dtype: Any, cached: bool = True) -> None:
+    batch = jax.ShapeDtypeStruct((2,) + prediction_shape, prediction_dtype)
+    targets = jax.ShapeDtypeStruct((2,) + target_shape, target_dtype)
+    if cached:
         shape_of = lambda *a: eval_shape(_call, f, *a)  # noqa: E731
+    else:
+        shape_of = lambda *a: jax.eval_shape(_call, f, *a)  # noqa: E731
     try:
         out = shape_of(batch, targets)
     except (ValueError, TypeError) as e:
         # The loss's own message first (it names its argument); then what it was given.
         raise type(e)(f"{e} (in {fn}: {arg} of the model's predictions, per example "
-                      f"{tuple(predictions.shape)}, and y, per example {tuple(y.shape[1:])})") from None
+                      f"{prediction_shape}, and y, per example {target_shape})") from None
     if not hasattr(out, "shape") or out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
         _checks.fail(fn, arg, "return a floating scalar (mean-reduced over the batch)",
                      _checks.describe(out) if hasattr(out, "shape") else type(out).__name__,
@@ -198,7 +222,13 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
             _checks.fail(fn, "eval_data", "be a pair (x_eval, y_eval)", type(eval_data).__name__, TypeError)
         eval_data = check_data(fn, eval_data[0], eval_data[1], prefix="eval_data ")
     metrics = check_metrics(fn, o.metrics, o.loss)
-    shuffle = _checks.boolean(fn, "shuffle", o.shuffle)
+    if isinstance(o.shuffle, str):      # an epoch_order method
+        if o.shuffle not in METHODS:
+            _checks.fail(fn, "shuffle", f"be True, False or an epoch_order method {METHODS}",
+                         repr(o.shuffle))
+        shuffle, order = True, o.shuffle
+    else:
+        shuffle, order = _checks.boolean(fn, "shuffle", o.shuffle), "sort"
     nan_guard = _checks.boolean(fn, "nan_guard", o.nan_guard)
     grad_norms = _checks.boolean(fn, "grad_norms", o.grad_norms)
     donate = _checks.boolean(fn, "donate", o.donate)
@@ -245,7 +275,8 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
     cfg = LoopConfig(model=m, loss=o.loss, optimizer=optimizer, batch_size=batch_size, shuffle=shuffle,
                      metrics=tuple(metrics.items()), nan_guard=nan_guard, members=members, sweep=sweep,
                      batch_sharding=batch_sharding, grad_norms=grad_norms,
-                     early_stopping=o.early_stopping, accumulation_steps=accumulation_steps)
+                     early_stopping=o.early_stopping, accumulation_steps=accumulation_steps,
+                     order=order)
     if opt_state is not None:
         template = eval_shape(init_opt_state, cfg, params, hyper)
         opt_state = restructure(fn, opt_state, template, start.opt_state_structure)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -16,16 +16,17 @@ from fnn import _multihost
 from fnn.training import _progress
 from fnn.training import _rollback
 from fnn.training._arguments import Prepared
-from fnn.training._loop import LoopState, build_runner
+from fnn.training._loop import LoopState, build_runner, summary
 from fnn.training._resume import structure_text
 from fnn.training._results import FitResult, NonFiniteReport
-from fnn.training._start import build_start, history_shapes, with_arrays
-from fnn.training._shapes import abstract
+from fnn.training._start import build_start, history_shapes, host_start, with_arrays
 
 __all__ = ["run", "Interrupted"]
 
 # Aim for a progress update about this often (seconds) when the bar is on.
 PROGRESS_INTERVAL_S = 0.25
+# Wait for a call's result this long (seconds) by polling before sleeping in between.
+SPIN_S = 2e-3
 
 
 class Interrupted(KeyboardInterrupt):
@@ -42,14 +43,37 @@ class Interrupted(KeyboardInterrupt):
         self.result = result
 
 
-def _wait(value: jax.Array) -> Any:
+def _wait(value: jax.Array) -> np.ndarray:
     """``value`` on the host, waiting in short sleeps so that Ctrl-C is handled at once
     (a blocking wait inside XLA would hold the interrupt until the computation ends)."""
+    # Polled without sleeping at first: a sleep gives the core away, and on a busy machine
+    # getting it back can take milliseconds, longer than a short program runs.
+    spin_until = time.perf_counter() + SPIN_S
+    # is_ready: on every jax.Array at run time, missing from jax's Array stub.
+    while not value.is_ready() and time.perf_counter() < spin_until:  # type: ignore[attr-defined]
+        pass
     pause = 1e-4
     while not value.is_ready():  # type: ignore[attr-defined]  # jax's Array stub lacks is_ready
         time.sleep(pause)
         pause = min(pause * 2, 0.02)
-    return jax.device_get(value)
+    return np.asarray(value)        # a view on CPU; jax.device_get costs ~10x more
+
+
+class _Flags(NamedTuple):
+    """A call's :func:`summary` on the host: epochs completed, alive, where each failed."""
+
+    epoch: int
+    alive: np.ndarray
+    bad_epoch: np.ndarray
+    bad_step: np.ndarray
+
+    @classmethod
+    def read(cls, packed: np.ndarray, members: int | None) -> "_Flags":
+        k = 1 if members is None else members
+        parts = packed[1:1 + k].astype(bool), packed[1 + k:1 + 2 * k], packed[1 + 2 * k:]
+        if members is None:
+            parts = tuple(a[0] for a in parts)
+        return cls(int(packed[0]), *parts)
 
 
 def _first_epochs(history: Mapping, member_axes: int, count: int) -> dict:
@@ -108,8 +132,9 @@ def _restored(state: LoopState, rule: Any) -> LoopState:
 def _logs(state: LoopState, names: list, members: int | None, epoch: int) -> dict:
     """Epoch ``epoch``'s history values on the host: floats for a single model's scalars,
     NumPy arrays otherwise (``(members,)`` for ensembles, ``(layers,)`` for grad_norms)."""
-    values = jax.device_get({k: state.history[k][(slice(None),) * (members is not None) + (epoch,)]
-                             for k in names})
+    # The whole (small) buffer to the host, indexed there: no slicing op to dispatch.
+    values = {k: np.asarray(state.history[k])[(slice(None),) * (members is not None) + (epoch,)]
+              for k in names}
     return {k: float(v) if np.ndim(v) == 0 else np.asarray(v) for k, v in values.items()}
 
 
@@ -131,15 +156,17 @@ def run(p: Prepared) -> FitResult:
     cfg = p.cfg
     runner = build_runner(cfg)
     members = cfg.members
-    template = abstract(p.params, 0 if members is None else 1)
-    shapes = history_shapes(cfg, template, p.eval_data is not None)
+    shapes = history_shapes(cfg, p.params, p.eval_data is not None)
     names = [k for k, shape in shapes.items() if shape == ()]      # shown by the progress bar
     all_names = list(shapes)
     history = {k: v for k, v in p.start.history.items() if k in shapes}
-    start = build_start(cfg, p.epochs, tuple(shapes.items()), p.donate)
-    state = with_arrays(start(p.params, p.opt_state, p.model_state, p.hyper, p.key, p.start.epoch, history,
-                              p.start.early),
-                        p.params, p.opt_state, p.model_state, p.key)
+    state = host_start(cfg, p.epochs, tuple(shapes.items()), p.params, p.opt_state, p.model_state, p.key,
+                       p.start.epoch, history)
+    if state is None:
+        start = build_start(cfg, p.epochs, tuple(shapes.items()), p.donate)
+        state = with_arrays(start(p.params, p.opt_state, p.model_state, p.hyper, p.key, p.start.epoch,
+                                  history, p.start.early),
+                            p.params, p.opt_state, p.model_state, p.key)
     if cfg.batch_sharding is not None:     # every call of the runner sees the same placement
         state = _multihost.replicated(state, cfg.batch_sharding.mesh)
     x_eval, y_eval = p.eval_data if p.eval_data is not None else (None, None)
@@ -148,21 +175,25 @@ def run(p: Prepared) -> FitResult:
     # donate it (nan_guard) : then an interrupt can still return it.
     consistent = state if cfg.nan_guard or not p.donate else None
     last_epoch = p.start.epoch
+    flags = None                   # the last call's summary, on the host
+    alive = np.ones(() if members is None else (members,), bool)   # every start is all alive
 
     def advance(state: LoopState, stop: int) -> LoopState:
-        nonlocal good
-        after = runner(state, p.hyper, p.x, p.y, x_eval, y_eval, jnp.int32(stop))
-        if cfg.nan_guard:          # the runner did not donate `state`: rerun from it
+        nonlocal good, flags, alive
+        after, packed = runner(state, p.hyper, p.x, p.y, x_eval, y_eval, np.int32(stop))
+        flags = _Flags.read(_wait(packed), members)
+        if cfg.nan_guard and np.any(alive & ~flags.alive):
+            # The runner did not donate `state`: rerun from it (only after a failure).
             good = _rollback.update(
-                lambda s, e: runner(s, p.hyper, p.x, p.y, x_eval, y_eval, jnp.int32(e)),
+                lambda s, e: runner(s, p.hyper, p.x, p.y, x_eval, y_eval, np.int32(e))[0],
                 state, after, good)
+        alive = flags.alive
         return after
 
     show = _progress.default_enabled() if p.progress is None else p.progress
     try:
         if not show and p.checkpoint is None and p.on_epoch is None:
             state = advance(state, p.epochs)
-            _wait(state.epoch)
         else:
             n = p.x.shape[0]
             bar = (_progress.ProgressBar(p.epochs, steps_per_epoch=-(-n // min(cfg.batch_size, n)))
@@ -176,10 +207,10 @@ def run(p: Prepared) -> FitResult:
                     stop = min(stop, (epoch // p.checkpoint_every + 1) * p.checkpoint_every)
                 t0 = time.perf_counter()
                 state = advance(state, stop)
-                done = int(_wait(state.epoch))
+                done = cast(_Flags, flags).epoch   # advance just set it
                 elapsed = time.perf_counter() - t0
                 if bar is not None and done > epoch:
-                    bar.update(done, {k: float(jnp.nanmean(state.history[k][..., done - 1]))
+                    bar.update(done, {k: float(np.nanmean(np.asarray(state.history[k])[..., done - 1]))
                                       for k in names})
                 if done < stop and members is None and good is not None:
                     break                      # the non-finite guard stopped the model
@@ -200,8 +231,10 @@ def run(p: Prepared) -> FitResult:
     except KeyboardInterrupt:
         raise Interrupted(None if consistent is None else _result(consistent, members, last_epoch)) from None
     state = _restored(_rollback.apply(state, good), cfg.early_stopping)
-    completed, bad_epoch, bad_step = jax.device_get((state.epoch, state.bad_epoch, state.bad_step))
-    reports = _reports(bad_epoch, bad_step, good, members)
+    if flags is None:              # no call ran (resumed at the last epoch)
+        flags = _Flags.read(np.asarray(summary(state)), members)
+    completed = flags.epoch
+    reports = _reports(flags.bad_epoch, flags.bad_step, good, members)
     if members is None and reports:
         # Rolled back to the start of the failing epoch: epoch, history and state agree.
         completed = reports[0].epoch

@@ -20,7 +20,7 @@ Params = Any
 
 def fit(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
         loss: Callable = softmax_cross_entropy, epochs: int = 1, batch_size: int = 32,
-        key: jax.Array | None = None, shuffle: bool = True, eval_data: tuple | None = None,
+        key: jax.Array | None = None, shuffle: bool | str = True, eval_data: tuple | None = None,
         metrics: Mapping[str, Callable] | None = None, opt_state: Any = None, state: Any = None,
         initial: Any = None, progress: bool | None = None, donate: bool = False,
         nan_guard: bool = True, checkpoint: str | os.PathLike | None = None,
@@ -57,7 +57,10 @@ def fit(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
       key: a ``jax.random`` key: the data order (:func:`epoch_order`) and a general
         model's per-step keys (:func:`step_key`); required when ``shuffle`` or when the
         model is a StatefulLayer.
-      shuffle: reshuffle every epoch (default) or keep the given order.
+      shuffle: reshuffle every epoch (default) or keep the given order (False).
+        ``True`` is ``"sort"``, :func:`epoch_order`'s default method; ``"feistel"``
+        draws each epoch's order elementwise instead of by sorting (several times
+        cheaper on CPU from a few thousand examples on; another order, so other results).
       eval_data: optional ``(x_eval, y_eval)`` scored after every epoch (full batch).
       metrics: ``{name: fn(predictions, targets)}`` for ``eval_data``; default accuracy
         for the classification losses.

@@ -65,6 +65,7 @@ class LoopConfig:
     grad_norms: bool = False        # record per-layer gradient norms every epoch
     early_stopping: Any = None      # an EarlyStopping rule, or None
     accumulation_steps: int = 1     # batches per optimizer update
+    order: str = "sort"             # epoch_order's method when shuffle
 
 
 # Leaves with at least this many values (per member) are reduced where they are;
@@ -226,9 +227,16 @@ def _freeze(running: jax.Array, new: Any, old: Any) -> Any:
                         new, old)
 
 
+def summary(state: LoopState) -> jax.Array:
+    """``[epoch, alive..., bad_epoch..., bad_step...]`` (int32, one entry per member each):
+    what the driver reads after a call, in one transfer instead of four."""
+    return jnp.concatenate([jnp.reshape(a, (-1,)).astype(jnp.int32)
+                            for a in (state.epoch, state.alive, state.bad_epoch, state.bad_step)])
+
+
 @functools.lru_cache(maxsize=64)
 def build_runner(cfg: LoopConfig) -> Callable:
-    """``run(state, hyper, x, y, x_eval, y_eval, stop) -> state``, jitted.
+    """``run(state, hyper, x, y, x_eval, y_eval, stop) -> (state, summary(state))``, jitted.
 
     The state is donated (updated in place) unless ``cfg.nan_guard``: then the caller
     keeps it, to rebuild the state from before a failing epoch by running again up to it.
@@ -249,7 +257,7 @@ def build_runner(cfg: LoopConfig) -> Callable:
         n = x.shape[0]
 
         def body(c: LoopState) -> LoopState:
-            perm = epoch_order(c.key, c.epoch, n) if cfg.shuffle else None
+            perm = epoch_order(c.key, c.epoch, n, method=cfg.order) if cfg.shuffle else None
             (params, opt_state, model_state), train_loss, losses = _epoch(
                 cfg, step, (c.params, c.opt_state, c.model_state), hyper, x, y, perm, c.key, c.epoch)
             running = _running(c)
@@ -287,6 +295,7 @@ def build_runner(cfg: LoopConfig) -> Callable:
         def cond(c: LoopState) -> jax.Array:
             return (c.epoch < stop) & jnp.any(_running(c))
 
-        return jax.lax.while_loop(cond, body, state)
+        state = jax.lax.while_loop(cond, body, state)
+        return state, summary(state)
 
     return jax.jit(run, donate_argnums=() if cfg.nan_guard else (0,))

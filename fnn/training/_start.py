@@ -7,27 +7,30 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn.diagnostics import layer_grad_norms
 from fnn.training._early import init_early
 from fnn.training._loop import LoopConfig, LoopState
+from fnn.training._shapes import abstract
 
-__all__ = ["history_shapes", "init_opt_state", "build_start", "with_arrays"]
+__all__ = ["history_shapes", "init_opt_state", "build_start", "with_arrays", "host_start"]
 
 Params = Any
 
 
-def history_shapes(cfg: LoopConfig, grads_template: Params, has_eval: bool) -> dict[str, tuple]:
+def history_shapes(cfg: LoopConfig, params: Params, has_eval: bool) -> dict[str, tuple]:
     """Per-epoch value shape of each history entry (one model's; members come first).
 
-    ``grads_template``: one model's params (abstract values do), for the number of
+    ``params``: the run's params (stacked for ensembles), for the number of
     parameterised layers of ``grad_norms``.
     """
     shapes = {"train_loss": ()}
     if has_eval:
         shapes.update({"eval_loss": ()}, **{f"eval_{name}": () for name, _ in cfg.metrics})
     if cfg.grad_norms:
-        shapes["grad_norms"] = tuple(jax.eval_shape(layer_grad_norms, grads_template).shape)
+        template = abstract(params, 0 if cfg.members is None else 1)
+        shapes["grad_norms"] = tuple(jax.eval_shape(layer_grad_norms, template).shape)
     return shapes
 
 
@@ -91,3 +94,35 @@ def with_arrays(state: LoopState, params: Params, opt_state: Any, model_state: A
                           opt_state=opt_state if state.opt_state is None else state.opt_state,
                           model_state=model_state if state.model_state is None else state.model_state,
                           key=key if state.key is None else state.key)
+
+
+@functools.lru_cache(maxsize=64)
+def _fresh(members: tuple, epochs: int, shapes: tuple, epoch: int) -> tuple:
+    """The start's arrays that depend on static facts only: NaN history, all alive, no
+    failure, ``epoch``. Built once; safe to share because the guarded runner never donates."""
+    return ({name: jnp.full(members + (epochs,) + shape, jnp.nan, jnp.float32) for name, shape in shapes},
+            jnp.ones(members, bool), jnp.full(members, -1, jnp.int32), jnp.asarray(epoch, jnp.int32))
+
+
+def host_start(cfg: LoopConfig, epochs: int, shapes: tuple, params: Params, opt_state: Any,
+               model_state: Any, key: jax.Array, epoch: int, history: dict) -> LoopState | None:
+    """The first state without a dispatch, where nothing needs computing on the device:
+    an optimizer state given, no early stopping, one device, and a runner that does not
+    donate (``nan_guard``), so the caller's arrays and the cached constants can go in as
+    they are. None otherwise (then :func:`build_start` runs). A resumed history is copied
+    into its buffers on the host (float32, as the start program does)."""
+    if opt_state is None or cfg.early_stopping is not None or not cfg.nan_guard or (
+            cfg.batch_sharding is not None):
+        return None
+    members = () if cfg.members is None else (cfg.members,)
+    buffers, alive, bad, epoch_value = _fresh(members, epochs, shapes, epoch)
+    if history:
+        buffers = dict(buffers)
+        for name in history:
+            if name in buffers:
+                done = np.asarray(history[name], np.float32)
+                buffer = np.full(buffers[name].shape, np.nan, np.float32)
+                buffer[(slice(None),) * len(members) + (slice(0, done.shape[len(members)]),)] = done
+                buffers[name] = buffer
+    return LoopState(params=params, opt_state=opt_state, model_state=model_state, key=key,
+                     epoch=epoch_value, history=buffers, alive=alive, bad_epoch=bad, bad_step=bad, early=())

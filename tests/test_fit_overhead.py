@@ -1,0 +1,64 @@
+"""What a fit call does on the host besides the compiled loop: the start state without a
+dispatch when nothing needs computing, and the label check read once per array."""
+
+from __future__ import annotations
+
+import gc
+
+import chex
+import jax
+import jax.numpy as jnp
+import pytest
+
+import fnn
+from fnn.training import _data_checks, _driver
+
+MODEL = fnn.mlp([8, 3])
+OPTIMIZER = fnn.optimizers.adam(1e-2)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    x = jax.random.normal(jax.random.key(0), (40, 2))
+    y = jnp.argmax(jnp.concatenate([x, -x[:, :1]], axis=1), axis=1)
+    return x, y, MODEL.init(jax.random.key(1), (2,))
+
+
+def _fit(problem, **kwargs):
+    x, y, params = problem
+    return fnn.fit(MODEL, kwargs.pop("params", params), OPTIMIZER, x, y, epochs=kwargs.pop("epochs", 2),
+                   batch_size=8, key=jax.random.key(2), progress=False, **kwargs)
+
+
+def test_fit_from_a_given_opt_state_starts_without_the_start_program(problem, monkeypatch):
+    """With the optimizer state given the start is put together on the host (no
+    dispatch), and the run is bit-identical to the one whose start program initialises it."""
+    fresh, longer = _fit(problem), _fit(problem, epochs=4)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the start program ran")
+    monkeypatch.setattr(_driver, "build_start", refused)
+    given = _fit(problem, opt_state=OPTIMIZER.init(problem[2]))
+    chex.assert_trees_all_equal((given.params, given.opt_state, given.history),
+                                (fresh.params, fresh.opt_state, fresh.history))
+    resumed = _fit(problem, params=None, epochs=4, initial=given)
+    chex.assert_trees_all_equal((resumed.params, resumed.history), (longer.params, longer.history))
+
+
+def test_check_labels_passes_an_array_again_only_for_the_case_it_passed(problem):
+    _, y, _ = problem
+    three, two = jax.ShapeDtypeStruct((3,), jnp.float32), jax.ShapeDtypeStruct((2,), jnp.float32)
+    _data_checks.check_labels("fit", fnn.losses.softmax_cross_entropy, three, y, "y")
+    with pytest.raises(ValueError, match=r"fit: y must be class indices in \[0, 2\)"):
+        _data_checks.check_labels("fit", fnn.losses.softmax_cross_entropy, two, y, "y")
+
+
+def test_check_labels_forgets_an_array_when_it_is_collected():
+    y = jnp.arange(3)
+    _data_checks.check_labels("fit", fnn.losses.softmax_cross_entropy, jax.ShapeDtypeStruct((3,), jnp.float32),
+                              y, "y")
+    key = id(y)
+    assert _data_checks._PASSED[key][0]() is y
+    del y
+    gc.collect()
+    assert key not in _data_checks._PASSED
