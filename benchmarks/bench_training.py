@@ -165,7 +165,7 @@ def call_variants(problem: _peers.Problem) -> dict:
 
     def program():
         out = runner(state, None, x, y, None, None, stop)
-        return out[0].params if isinstance(out, tuple) else out.params   # older: the state only
+        return (out if hasattr(out, "params") else out[0]).params   # older: the state only
 
     return {
         "scan": _peers.hand_scan(problem),
