@@ -212,16 +212,16 @@ def test_fit_donation_flag():
 @pytest.mark.parametrize("where", ["large", "small", "none"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_all_finite_sees_every_leaf_large_or_small_per_member(where, bad):
-    from fnn.training._loop import OWN_REDUCTION_MIN_SIZE, _all_finite
+    from fnn.training._loop import OWN_REDUCTION_MIN_SIZE, all_finite
     big = OWN_REDUCTION_MIN_SIZE + 3
     tree = {"w": jnp.full((3, big), 1e38), "b": jnp.ones((3, 5)), "c": jnp.ones((3, 2, 2))}
     if where != "none":
         tree = {**tree, "w" if where == "large" else "c": (tree["w"] if where == "large" else
                                                           tree["c"]).at[1, -1].set(bad)}
     expected = np.array([True, where == "none", True])
-    np.testing.assert_array_equal(jax.jit(_all_finite, static_argnums=1)(tree, 1), expected)
+    np.testing.assert_array_equal(jax.jit(all_finite, static_argnums=1)(tree, 1), expected)
     single = jax.tree.map(lambda a: a[1], tree)
-    assert bool(_all_finite(single, 0)) == (where == "none")
+    assert bool(all_finite(single, 0)) == (where == "none")
 
 
 def test_fit_nan_guard_stops_and_keeps_last_good_params():
@@ -520,6 +520,38 @@ def test_fit_checkpoint_and_resume_after_an_interrupt(tmp_path):
         chex.assert_trees_all_equal(resumed.params, whole.params)
         chex.assert_trees_all_equal(resumed.history, whole.history)
         assert resumed.epoch == 7
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A 3-epoch run of MODEL on 60 examples, batch 16, checkpointed at its end."""
+    x, y = _data(60)
+    path = tmp_path_factory.mktemp("resume") / "state.fnn"
+    fit(MODEL, _params(), O.adam(1e-2), x, y, epochs=3, batch_size=16, key=jax.random.key(4),
+        checkpoint=path, checkpoint_every=3, progress=False)
+    return path, x, y
+
+
+@pytest.mark.parametrize("change, arg", [
+    (dict(batch_size=8), "batch_size"), (dict(shuffle=False), "shuffle"),
+    (dict(accumulation_steps=2), "accumulation_steps"), (dict(n=50), "x")])
+def test_fit_resume_refuses_what_the_checkpoint_was_not_saved_with(saved_run, change, arg):
+    path, x, y = saved_run
+    assert fnn.checkpoint.load(path)["resume_needs"] == {
+        "batch_size": 16, "examples": 60, "shuffle": "sort", "accumulation_steps": 1}
+    n = change.pop("n", 60)
+    kwargs = dict(dict(batch_size=16, key=jax.random.key(4), progress=False), **change)
+    with pytest.raises(ValueError, match=f"fit: {arg} must be as in the checkpoint resumed"):
+        fit(MODEL, None, O.adam(1e-2), x[:n], y[:n], epochs=5, initial=path, **kwargs)
+
+
+def test_fit_from_a_checkpoints_params_and_opt_state_trains_on_with_another_batch_size(saved_run):
+    path, x, y = saved_run
+    saved = fnn.checkpoint.load(path)
+    opt = O.adam(1e-2)
+    r = fit(MODEL, saved["params"], opt, x, y, epochs=2, batch_size=8, key=jax.random.key(4),
+            opt_state=saved["opt_state"], progress=False)
+    assert r.epoch == 2 and int(r.opt_state.count) == int(saved["opt_state"][0]) + 2 * 8
 
 
 def test_fit_initial_must_be_a_result_or_checkpoint():

@@ -75,6 +75,7 @@ class Prepared(NamedTuple):
     checkpoint: str | None
     checkpoint_every: int
     on_epoch: Callable | None = None
+    fn: str = "fit"           # the entry point's name, for errors raised while it runs
 
 
 def options_from(fn: str, kwargs: Mapping[str, Any]) -> FitOptions:
@@ -286,4 +287,4 @@ def prepare(fn: str, model: Any, params: Params, optimizer: Any, x: Any, y: Any,
             best = restructure(fn, saved["opt_state"], template, None)
             start = start._replace(early=dict(saved, opt_state=best))
     return Prepared(cfg, params, opt_state, state, x, y, eval_data, key, epochs, start, hyper,
-                    progress, donate, checkpoint, checkpoint_every, o.on_epoch)
+                    progress, donate, checkpoint, checkpoint_every, o.on_epoch, fn)

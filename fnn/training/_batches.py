@@ -17,9 +17,10 @@ from fnn.training._arguments import FitOptions, Prepared, predictions_shape, pre
 from fnn.training._chunks import checked_batch, chunk_runner, host_chunks
 from fnn.training._data_checks import check_labels
 from fnn.training._driver import Interrupted
-from fnn.training._epochs import EpochSource, copy_carry, epoch_end, run_epoch, save_point, start_carry
-from fnn.training._resume import loaded
+from fnn.training._epochs import EpochSource, copy_carry, epoch_end, run_epoch, start_carry
+from fnn.training._resume import loaded, save_point
 from fnn.training._results import FitResult, NonFiniteReport
+from fnn.training._rollback import first_nonfinite_leaf
 
 __all__ = ["fit_batches", "auto_steps_per_call", "CHUNK_BYTES", "MAX_AUTO_STEPS"]
 
@@ -233,16 +234,9 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
     return result(carry, epoch)
 
 
-def _first_nonfinite_leaf(params: Any) -> str | None:
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        if not np.all(np.isfinite(np.asarray(leaf))):
-            return jax.tree_util.keystr(path)
-    return None
-
-
 def _report(epoch: int, losses: list, params: Any) -> NonFiniteReport:
     """Where epoch ``epoch`` first went non-finite: its first non-finite batch loss, if any."""
     values = np.concatenate([np.asarray(v)[:n] for v, n in losses]) if losses else np.zeros(0)
     bad = np.flatnonzero(~np.isfinite(values))
-    return NonFiniteReport(epoch, int(bad[0]) if bad.size else -1, _first_nonfinite_leaf(params))
+    return NonFiniteReport(epoch, int(bad[0]) if bad.size else -1, first_nonfinite_leaf(params))
 

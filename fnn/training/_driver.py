@@ -17,7 +17,7 @@ from fnn.training import _progress
 from fnn.training import _rollback
 from fnn.training._arguments import Prepared
 from fnn.training._loop import LoopState, build_runner, summary
-from fnn.training._resume import structure_text
+from fnn.training._resume import check_resume_needs, checkpoint_tree, resume_needs
 from fnn.training._results import FitResult, NonFiniteReport
 from fnn.training._start import build_start, history_shapes, host_start, with_arrays
 
@@ -138,22 +138,19 @@ def _logs(state: LoopState, names: list, members: int | None, epoch: int) -> dic
     return {k: float(v) if np.ndim(v) == 0 else np.asarray(v) for k, v in values.items()}
 
 
-def _save(path: str, state: LoopState, members: int | None, epoch: int) -> None:
+def _save(path: str, state: LoopState, members: int | None, epoch: int, needs: dict) -> None:
     """Atomically write what :func:`fit` needs to resume (``initial=path``)."""
-    r = _result(state, members, epoch)
-    tree = {"params": r.params, "opt_state": r.opt_state, "history": r.history,
-            "key": r.key, "epoch": epoch, "state": r.state,
-            "opt_state_structure": structure_text(r.opt_state)}
-    if r.early_stopping is not None:
-        tree["early_stopping"] = r.early_stopping
     # On several processes (fnn.parallel) process 0 writes this process's copy; all wait.
-    tree = _multihost.local_view(tree)
+    tree = _multihost.local_view(checkpoint_tree(_result(state, members, epoch), needs))
     _multihost.once(lambda: _checkpoint.save(path, tree), "fnn.checkpoint")
 
 
 def run(p: Prepared) -> FitResult:
     """Drive the compiled loop of the validated run ``p`` (fit, ensembles, sweeps, data parallel)."""
     cfg = p.cfg
+    needs = resume_needs(cfg.batch_size, p.x.shape[0], cfg.order if cfg.shuffle else False,
+                         cfg.accumulation_steps)
+    check_resume_needs(p.fn, p.start.needs, needs)
     runner = build_runner(cfg)
     members = cfg.members
     shapes = history_shapes(cfg, p.params, p.eval_data is not None)
@@ -216,7 +213,7 @@ def run(p: Prepared) -> FitResult:
                     break                      # the non-finite guard stopped the model
                 consistent, last_epoch = _rollback.apply(state, good), done
                 if p.checkpoint is not None:
-                    _save(p.checkpoint, consistent, members, done)
+                    _save(p.checkpoint, consistent, members, done, needs)
                 if done < stop:                # early stopping (or every member failed)
                     break
                 if p.on_epoch is not None and p.on_epoch(done - 1, _logs(state, all_names, members,

@@ -12,14 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import _checks
-from fnn import checkpoint as _checkpoint
-from fnn.training._loop import LoopConfig
-from fnn.training._resume import structure_text
+from fnn.training._loop import LoopConfig, all_finite
 from fnn.training._results import FitResult
 from fnn.training._score import score
 from fnn.training._start import init_opt_state
 
-__all__ = ["EpochSource", "run_epoch", "epoch_end", "start_carry", "copy_carry", "save_point"]
+__all__ = ["EpochSource", "run_epoch", "epoch_end", "start_carry", "copy_carry"]
 
 
 class EpochSource:
@@ -88,11 +86,6 @@ def run_epoch(runners: dict, carry: tuple, chunks: Iterator, key: jax.Array, ste
     return carry, total, count, examples, losses
 
 
-def _finite(tree: Any) -> jax.Array:
-    # x * 0 is NaN exactly for inf/NaN x, and the sum cannot overflow.
-    return jnp.isfinite(sum((jnp.sum(a * 0) for a in jax.tree.leaves(tree)), jnp.float32(0)))
-
-
 @functools.lru_cache(maxsize=64)
 def epoch_end(cfg: LoopConfig, has_eval: bool) -> Callable:
     """``end(carry, total, examples, x_eval, y_eval) -> (train_loss, finite, scores)``, jitted:
@@ -101,7 +94,7 @@ def epoch_end(cfg: LoopConfig, has_eval: bool) -> Callable:
     def end(carry, total, examples, x_eval, y_eval):
         params, _, model_state = carry
         train_loss = total / examples
-        finite = jnp.isfinite(train_loss) & _finite((params, model_state))
+        finite = jnp.isfinite(train_loss) & all_finite((params, model_state), 0)
         scores = (score(cfg.model.apply, cfg.model.general, cfg.loss, cfg.metrics, params, model_state,
                         x_eval, y_eval) if has_eval else {})
         return train_loss, finite, scores
@@ -120,10 +113,3 @@ def start_carry(cfg: LoopConfig) -> Callable:
 
 
 copy_carry = jax.jit(lambda carry: jax.tree.map(jnp.copy, carry))
-
-
-def save_point(path: str, result: FitResult) -> None:
-    """Atomically write ``result`` as :func:`fnn.fit`'s checkpoints are (``initial=path``)."""
-    _checkpoint.save(path, {"params": result.params, "opt_state": result.opt_state,
-                            "history": result.history, "key": result.key, "epoch": result.epoch,
-                            "state": result.state, "opt_state_structure": structure_text(result.opt_state)})

@@ -73,7 +73,7 @@ class LoopConfig:
 OWN_REDUCTION_MIN_SIZE = 1 << 16
 
 
-def _all_finite(tree: Params, member_axes: int) -> jax.Array:
+def all_finite(tree: Params, member_axes: int) -> jax.Array:
     """True where every value of every leaf is finite; per member when ``member_axes``.
 
     ``x * 0`` is 0 for finite ``x`` and NaN for inf/NaN, so the sum is NaN exactly when
@@ -267,7 +267,7 @@ def build_runner(cfg: LoopConfig) -> Callable:
                                                          (c.params, c.opt_state, c.model_state))
             alive, bad_epoch, bad_step = c.alive, c.bad_epoch, c.bad_step
             if cfg.nan_guard:
-                finite = jnp.isfinite(train_loss) & _all_finite((params, model_state), member_axes)
+                finite = jnp.isfinite(train_loss) & all_finite((params, model_state), member_axes)
                 newly_bad = c.alive & ~finite
                 alive = c.alive & finite
                 # No rollback in here: that would keep a snapshot of the whole state and

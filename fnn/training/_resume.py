@@ -12,7 +12,8 @@ import numpy as np
 from fnn import _checks, checkpoint
 from fnn.training._results import FitResult
 
-__all__ = ["ResumePoint", "resume_point", "restructure", "structure_text", "loaded", "initial_params"]
+__all__ = ["ResumePoint", "resume_point", "restructure", "structure_text", "loaded", "initial_params",
+           "resume_needs", "check_resume_needs", "checkpoint_tree", "save_point"]
 
 
 class ResumePoint(NamedTuple):
@@ -22,11 +23,54 @@ class ResumePoint(NamedTuple):
     history: dict
     opt_state_structure: str | None     # str of its tree structure, when the checkpoint says
     early: Any = None                   # the early-stopping state saved (a dict), if any
+    needs: Any = None                   # the checkpoint's resume_needs (a dict), if recorded
 
 
 def structure_text(tree: Any) -> str:
     """The tree structure of an optimizer state as text (its NamedTuple types and fields)."""
     return str(jax.tree.structure(tree))
+
+
+def resume_needs(batch_size: int, examples: int, shuffle: Any, accumulation_steps: int) -> dict:
+    """What a bit-identical continuation depends on besides the state: the batch size, the
+    number of training examples, the shuffle and the accumulation (each changes which
+    examples every step sees). Recorded in :func:`fnn.fit`'s checkpoints."""
+    return {"batch_size": int(batch_size), "examples": int(examples), "shuffle": str(shuffle),
+            "accumulation_steps": int(accumulation_steps)}
+
+
+def check_resume_needs(fn: str, saved: Any, now: dict) -> None:
+    """Refuse to resume a checkpoint under other :func:`resume_needs` than it was saved with
+    (a checkpoint that records none, or a :class:`FitResult`, is not checked)."""
+    if not isinstance(saved, Mapping):
+        return
+    arg = {"examples": "x", "shuffle": "shuffle"}
+    for name, value in now.items():
+        if name in saved and saved[name] != value:
+            what = f"{saved[name]} examples" if name == "examples" else repr(saved[name])
+            _checks.fail(fn, arg.get(name, name),
+                         f"be as in the checkpoint resumed with initial= ({what}: a resumed run "
+                         "continues bit-identically only on the same data, batch size, shuffle and "
+                         "accumulation; to train on with another, pass the checkpoint's params and "
+                         "opt_state instead of initial=)",
+                         f"{value} examples" if name == "examples" else repr(value))
+
+
+def checkpoint_tree(result: FitResult, needs: dict | None = None) -> dict:
+    """What :func:`fnn.fit` saves to resume from (``initial=path``)."""
+    tree = {"params": result.params, "opt_state": result.opt_state, "history": result.history,
+            "key": result.key, "epoch": result.epoch, "state": result.state,
+            "opt_state_structure": structure_text(result.opt_state)}
+    if result.early_stopping is not None:
+        tree["early_stopping"] = result.early_stopping
+    if needs is not None:
+        tree["resume_needs"] = needs
+    return tree
+
+
+def save_point(path: str, result: FitResult, needs: dict | None = None) -> None:
+    """Atomically write :func:`checkpoint_tree` of ``result`` (``initial=path`` resumes it)."""
+    checkpoint.save(path, checkpoint_tree(result, needs))
 
 
 def loaded(initial: Any) -> Any:
@@ -41,12 +85,13 @@ def initial_params(initial: Any) -> Any:
     return initial.get("params") if isinstance(initial, Mapping) else None
 
 
-def _as_result(fn: str, initial: Any) -> tuple[FitResult, str | None]:
-    """A FitResult from a FitResult, a dict of its fields, or a checkpoint path, and the
-    optimizer state's structure recorded in a checkpoint (None: not recorded)."""
+def _as_result(fn: str, initial: Any) -> tuple[FitResult, str | None, Any]:
+    """A FitResult from a FitResult, a dict of its fields, or a checkpoint path, the
+    optimizer state's structure and the resume needs recorded in a checkpoint (None: not
+    recorded)."""
     initial = loaded(initial)
     if isinstance(initial, FitResult):
-        return initial, None
+        return initial, None, None
     needed = ("params", "opt_state", "history", "key", "epoch")
     if not isinstance(initial, Mapping) or any(k not in initial for k in needed):
         _checks.fail(fn, "initial", f"be a FitResult, a checkpoint path or a dict with {needed}",
@@ -54,7 +99,7 @@ def _as_result(fn: str, initial: Any) -> tuple[FitResult, str | None]:
     structure = initial.get("opt_state_structure")
     return (FitResult(**{k: initial[k] for k in needed}, state=initial.get("state", ()),
                       early_stopping=initial.get("early_stopping")),
-            structure if isinstance(structure, str) else None)
+            structure if isinstance(structure, str) else None, initial.get("resume_needs"))
 
 
 def _epoch_of(fn: str, value: Any) -> int:
@@ -66,7 +111,7 @@ def _epoch_of(fn: str, value: Any) -> int:
 
 def resume_point(fn: str, initial: Any, epochs: int, members: int | None):
     """``(ResumePoint, params, opt_state, state, key)`` of ``initial``, checked."""
-    result, structure = _as_result(fn, initial)
+    result, structure, needs = _as_result(fn, initial)
     start = _epoch_of(fn, result.epoch)
     if start > epochs:
         _checks.fail(fn, "epochs", f"be at least the epochs already run by initial ({start})", epochs)
@@ -86,7 +131,7 @@ def resume_point(fn: str, initial: Any, epochs: int, members: int | None):
         # A result whose params early stopping restored to the best epoch's: resume from
         # the last epoch's values, as the uninterrupted run goes on from them.
         params, opt_state, state = (early["last"][k] for k in ("params", "opt_state", "state"))
-    return ResumePoint(start, dict(history), structure, early), params, opt_state, state, result.key
+    return ResumePoint(start, dict(history), structure, early, needs), params, opt_state, state, result.key
 
 
 def restructure(fn: str, opt_state: Any, template: Any, saved_structure: str | None) -> Any:

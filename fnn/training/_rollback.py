@@ -37,7 +37,8 @@ def _per_member(mask: np.ndarray, new: Any, old: Any) -> Any:
     return jax.tree.map(pick, new, old)
 
 
-def _first_nonfinite_leaf(params: Params, member: int | None) -> str | None:
+def first_nonfinite_leaf(params: Params, member: int | None = None) -> str | None:
+    """The pytree path of the first leaf of ``params`` (member ``member``'s) with a non-finite value."""
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         value = np.asarray(leaf if member is None else leaf[member])
         if not np.all(np.isfinite(value)):
@@ -63,9 +64,9 @@ def update(rerun: Callable[[LoopState, int], LoopState], before: LoopState,
         mask = newly & (bad_epoch == epoch)
         leaves: dict[int | None, str | None]
         if mask.ndim == 0:
-            leaves = {None: _first_nonfinite_leaf(failed.params, None)}
+            leaves = {None: first_nonfinite_leaf(failed.params, None)}
         else:
-            leaves = {int(k): _first_nonfinite_leaf(failed.params, int(k))
+            leaves = {int(k): first_nonfinite_leaf(failed.params, int(k))
                       for k in np.flatnonzero(mask)}
         if good is None or mask.ndim == 0:
             good = LastGood(state.params, state.opt_state, state.model_state, mask, leaves)
