@@ -389,8 +389,9 @@ def test_epoch_order_is_uniform_and_changes_every_epoch():
     assert sorted(np.asarray(legacy).tolist()) == list(range(1000))
 
 
-@settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 3000), passes=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=12, deadline=None)   # each new (passes, n) compiles: kept few
+@given(n=st.one_of(st.sampled_from([1, 2, 3, 2048]), st.integers(1, 3000)), passes=st.integers(1, 6),
+       seed=st.integers(0, 2**32 - 1))
 def test_order_from_bits_sorts_by_every_pass_and_breaks_ties_by_the_earlier_ones(n, passes, seed):
     bits = jax.random.bits(jax.random.key(seed), (passes, n), jnp.uint32)
     np.testing.assert_array_equal(np.sort(np.asarray(order_from_bits(bits))), np.arange(n))
@@ -588,10 +589,15 @@ def test_fit_with_rebuilt_identical_model_and_optimizer_does_not_recompile():
     assert len(traces) == first
 
 
-def test_fit_many_short_checkpointed_chunks_with_progress(tmp_path, capsys):
-    """Chunks cut short by checkpoint_every kept growing the next chunk's size until it
-    overflowed (OverflowError: cannot convert float infinity to integer)."""
+def test_fit_many_short_chunks_with_progress(tmp_path, capsys):
+    """Chunks cut short (by checkpoint_every, or to one epoch by an on_epoch hook) kept
+    growing the next chunk's size until it overflowed (OverflowError: cannot convert float
+    infinity to integer). The hook cuts them without a file written per epoch."""
     x, y = _data(8)
+    seen = []
     r = fit(MODEL, _params(), O.sgd(0.01), x, y, epochs=400, batch_size=8, key=jax.random.key(0),
+            progress=True, on_epoch=lambda epoch, logs: seen.append(epoch))
+    assert r.epoch == 400 and seen == list(range(400))
+    r = fit(MODEL, _params(), O.sgd(0.01), x, y, epochs=30, batch_size=8, key=jax.random.key(0),
             progress=True, checkpoint=tmp_path / "c.fnn", checkpoint_every=1)
-    assert r.epoch == 400 and fnn.checkpoint.load(tmp_path / "c.fnn")["epoch"] == 400
+    assert r.epoch == 30 and fnn.checkpoint.load(tmp_path / "c.fnn")["epoch"] == 30
