@@ -52,8 +52,12 @@ def evaluate(model: Any, params: Any, x: Any, y: Any, *, loss: Callable = softma
              state: Any = None) -> dict[str, jax.Array]:
     r"""Loss and metrics of ``model`` at ``params`` on ``(x, y)``, compiled.
 
-    Every metric is a per-batch mean, so with ``batch_size`` set the batches are
-    combined as a mean weighted by batch size — equal to the full-batch value.
+    With ``batch_size`` set, each batch's loss and metrics are combined as a mean
+    weighted by batch size. That equals the full-batch value for per-example means (the
+    losses, :func:`fnn.metrics.accuracy`, ``top_k_accuracy``), but not for metrics that are
+    ratios of counts over the whole set (``precision``, ``recall``, ``f1``,
+    macro-averaged ones): evaluate those in one batch (the default) or from
+    ``confusion_matrix`` summed over batches.
 
     Args:
       model: a :class:`fnn.layers.Layer`, a :class:`fnn.layers.StatefulLayer` (run in
