@@ -206,6 +206,19 @@ def add_common_args(parser: argparse.ArgumentParser, *, sizes: str, repeats: int
                         help="a seconds-long run on tiny problems (smoke tests)")
 
 
+def chosen_cases(parser: argparse.ArgumentParser, names: str, cases: dict[str, Any], smoke: Any, *,
+                 tiny: bool, make: Callable[[Any], Any] = lambda case: case) -> dict[str, Any]:
+    """``{"smoke": smoke}`` for ``--tiny``, else ``make(cases[k])`` for each name of the
+    comma-separated ``--cases`` value ``names`` (an unknown name is a usage error)."""
+    if tiny:
+        return {"smoke": smoke}
+    chosen = names.split(",")
+    unknown = set(chosen) - set(cases)
+    if unknown:
+        parser.error(f"--cases: unknown {sorted(unknown)}; choose from {list(cases)}")
+    return {k: make(cases[k]) for k in chosen}
+
+
 def output_path(args: argparse.Namespace) -> str | None:
     """Where to write JSON: ``--out`` if given, else the default unless ``--tiny``."""
     if args.out is not None:

@@ -59,7 +59,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import _peers_cnn as peers  # noqa: E402
-from _common import format_table, record, time_interleaved, write_json  # noqa: E402
+from _common import chosen_cases, format_table, record, time_interleaved, write_json  # noqa: E402
 
 CASES = {
     "digits": lambda steps: peers.CNNProblem((8, 8, 1), (32, 64), (10,), 128, steps),
@@ -137,13 +137,8 @@ def main(argv=None) -> list:
     parser.add_argument("--out", default="benchmarks/results/cnn.json")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run (no peers)")
     args = parser.parse_args(argv)
-    if args.tiny:
-        problems = {"smoke": SMOKE}
-    else:
-        unknown = set(args.cases.split(",")) - set(CASES)
-        if unknown:
-            parser.error(f"--cases: unknown {sorted(unknown)}; choose from {list(CASES)}")
-        problems = {k: CASES[k](args.steps) for k in args.cases.split(",")}
+    problems = chosen_cases(parser, args.cases, CASES, SMOKE, tiny=args.tiny,
+                            make=lambda case: case(args.steps))
     rows = []
     for name, problem in problems.items():
         print(f"case {name}: image {problem.image}, conv {problem.channels}, dense {problem.dense}, "

@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import _peers  # noqa: E402
 import fnn  # noqa: E402
-from _common import format_table, record, time_interleaved, write_json  # noqa: E402
+from _common import chosen_cases, format_table, record, time_interleaved, write_json  # noqa: E402
 from fnn.training._batches import auto_steps_per_call  # noqa: E402
 
 CASES = {
@@ -130,13 +130,7 @@ def main(argv=None) -> list:
     parser.add_argument("--out", default="benchmarks/results/scale.json")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run")
     args = parser.parse_args(argv)
-    if args.tiny:
-        problems = {"smoke": SMOKE}
-    else:
-        unknown = set(args.cases.split(",")) - set(CASES)
-        if unknown:
-            parser.error(f"--cases: unknown {sorted(unknown)}; choose from {list(CASES)}")
-        problems = {k: CASES[k] for k in args.cases.split(",")}
+    problems = chosen_cases(parser, args.cases, CASES, SMOKE, tiny=args.tiny)
     rows = []
     for name, problem in problems.items():
         print(f"case {name}: sizes {problem.sizes}, batch {problem.batch_size}, {problem.steps} steps per call",

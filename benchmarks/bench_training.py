@@ -60,7 +60,7 @@ import _peers  # noqa: E402
 import fnn  # noqa: E402
 import _peers_eager  # noqa: E402
 import _peers_regularised  # noqa: E402
-from _common import format_table, record, time_interleaved, write_json  # noqa: E402
+from _common import chosen_cases, format_table, record, time_interleaved, write_json  # noqa: E402
 
 CASES = {
     # name: Problem(sizes, batch, steps per epoch, epochs) — units of ~0.05-1 s of fit
@@ -272,13 +272,7 @@ def main(argv=None) -> list:
     only = None if args.only is None else set(args.only.split(","))
     if args.issue20:
         only = ISSUE20 if only is None else only | ISSUE20
-    if args.tiny:
-        problems = {"smoke": SMOKE}
-    else:
-        unknown = set(args.cases.split(",")) - set(CASES)
-        if unknown:
-            parser.error(f"--cases: unknown {sorted(unknown)}; choose from {list(CASES)}")
-        problems = {k: CASES[k] for k in args.cases.split(",")}
+    problems = chosen_cases(parser, args.cases, CASES, SMOKE, tiny=args.tiny)
     rows = []
     # The smoke run (--tiny) keeps its size; --tiny --issue20 smoke-tests issue 20's rows.
     skip = ISSUE20 - {"fit"} if args.tiny and not args.issue20 else frozenset()
