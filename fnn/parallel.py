@@ -42,11 +42,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fnn import _checks
 from fnn import _multihost
-from fnn.training._arguments import FitOptions, options_from, prepare
+from fnn.training._arguments import options_from, prepare
+from fnn.training._batches import batch_run
+from fnn.training._placement import Placement, facts, multiprocess_options
 from fnn.training._driver import run
 from fnn.training._results import FitResult
 
-__all__ = ["data_mesh", "fit"]
+__all__ = ["data_mesh", "fit", "fit_batches"]
 
 
 def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -63,37 +65,14 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.asarray(devices), ("data",))
 
 
-def _check_process_order(mesh: Mesh) -> None:
+def _check_process_order(fn: str, mesh: Mesh) -> None:
     """Each process's devices form one block of the mesh, in process order, all equal in size."""
     owners = [d.process_index for d in mesh.devices.flat]
     per = len(owners) // jax.process_count()
     if owners != [p for p in range(jax.process_count()) for _ in range(per)]:
-        _checks.fail("parallel.fit", "devices", f"hold the same number of devices of each of the "
+        _checks.fail(fn, "devices", f"hold the same number of devices of each of the "
                      f"{jax.process_count()} processes, process 0's first (the default does)",
                      f"devices of processes {owners}")
-
-
-def _multiprocess_options(o: FitOptions) -> FitOptions:
-    """Every process must make the same compiled calls: a fixed chunking, one stop decision."""
-    if o.progress:
-        _checks.fail("parallel.fit", "progress", "be False or None on several processes (the bar's "
-                     "chunks follow each process's clock; use on_epoch on process 0)", o.progress)
-    hook = o.on_epoch if o.on_epoch is None or not callable(o.on_epoch) else (
-        _multihost.first_process_decides(o.on_epoch))
-    return o._replace(progress=False, on_epoch=hook)
-
-
-def _facts(o: FitOptions, params: Any, x: Any, y: Any, local_data: bool) -> dict:
-    shape = lambda a: (np.shape(a), str(getattr(a, "dtype", type(a).__name__)))  # noqa: E731
-    described = lambda a: f"shape {np.shape(a)} {getattr(a, 'dtype', type(a).__name__)}"  # noqa: E731
-    key = o.key
-    return {"x": (shape(x), described(x)), "y": (shape(y), described(y)),
-            "batch_size": (o.batch_size, repr(o.batch_size)), "epochs": (o.epochs, repr(o.epochs)),
-            "key": (key, "this key" if key is not None else "None"),
-            "params": (params, "these params"),
-            "eval_data": (jax.tree.map(shape, o.eval_data), "this eval_data"),
-            "local_data": (local_data, repr(local_data)),
-            "initial": (o.initial if isinstance(o.initial, str) else o.initial is None, "this initial")}
 
 
 def fit(model: Any, params: Any, optimizer: Any, x: Any, y: Any, *,
@@ -132,16 +111,13 @@ def fit(model: Any, params: Any, optimizer: Any, x: Any, y: Any, *,
     """
     mesh = data_mesh(devices)
     batch_size = _checks.positive_int("parallel.fit", "batch_size", kwargs.get("batch_size", 32))
-    if batch_size % mesh.size:
-        nearest = max(mesh.size, round(batch_size / mesh.size) * mesh.size)
-        _checks.fail("parallel.fit", "batch_size", f"be a multiple of the {mesh.size} devices "
-                     f"(e.g. {nearest})", batch_size)
+    Placement(mesh).check_batch_size("parallel.fit", "batch_size", batch_size)
     local_data = _checks.boolean("parallel.fit", "local_data", local_data)
     options = options_from("parallel.fit", kwargs)
     if _multihost.is_multiprocess():
-        _check_process_order(mesh)
-        options = _multiprocess_options(options)
-        _multihost.check_agree("parallel.fit", _facts(options, params, x, y, local_data))
+        _check_process_order("parallel.fit", mesh)
+        options = multiprocess_options("parallel.fit", options)
+        _multihost.check_agree("parallel.fit", facts(options, params, x, y, local_data=local_data))
     p = prepare("parallel.fit", model, params, optimizer, x, y, options,
                 batch_sharding=NamedSharding(mesh, PartitionSpec("data")))
     params, opt_state, model_state, eval_data, key = _multihost.replicated(
@@ -154,3 +130,52 @@ def fit(model: Any, params: Any, optimizer: Any, x: Any, y: Any, *,
         return result
     result = _multihost.local_view(result)
     return result._replace(history={k: np.asarray(v) for k, v in result.history.items()})
+
+
+def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *,
+                devices: Sequence[jax.Device] | None = None, **kwargs: Any) -> FitResult:
+    r"""Data-parallel :func:`fnn.training.fit_batches` over ``devices`` (default all, of all processes).
+
+    Takes every keyword of :func:`fnn.training.fit_batches`. Each chunk of stacked
+    batches ``(k, b, ...)`` is sent to the devices sharded over its batch axis (device
+    ``d`` of ``D`` receives only its ``b / D`` examples of every batch); params,
+    optimizer and model state are replicated and the gradient means all-reduced, as in
+    :func:`fit`. The result equals ``fnn.training.fit_batches`` on one device fed the same
+    batches, to float32 rounding. A batch whose size is not a multiple of ``D`` (a short
+    last batch) is replicated and computed whole on every device; the first batch's size
+    must be a multiple of ``D``.
+
+    On several processes (``jax.distributed.initialize()``) each process feeds its own
+    batches: process ``p``'s ``batches`` yield its rows, and global batch ``i`` is the
+    ``i``-th batches of all processes concatenated in process order (as
+    ``local_data=True`` of :func:`fit`). Every process must yield the same number of
+    batches of the same shapes in every epoch; each chunk and each epoch's end are
+    compared across processes (one small all-gather per chunk, which waits for the
+    chunk training) and a mismatch raises on every process. Checkpoints, the progress
+    bar, ``on_epoch`` and the returned arrays are as in :func:`fit` on several processes.
+
+    Args:
+      devices: the devices to shard over, process 0's first (default all of them).
+
+    Raises:
+      ValueError: if the first (global) batch's size is not a multiple of the device
+        count, or when the processes disagree on the batches' number or shapes, on
+        ``epochs``, ``steps``, ``steps_per_call``, ``key``, ``params`` or ``initial``.
+
+    Example:
+      >>> import jax, numpy as np, fnn
+      >>> x, y = fnn.datasets.blobs(jax.random.key(0), 512)
+      >>> def batches(epoch):                # NumPy batches of 64, reshuffled per epoch
+      ...     order = np.random.default_rng(epoch).permutation(512)
+      ...     return [(np.asarray(x)[i], np.asarray(y)[i]) for i in order.reshape(8, 64)]
+      >>> model = fnn.mlp([16, 3])
+      >>> r = fnn.parallel.fit_batches(model, model.init(jax.random.key(1), (2,)),
+      ...                              fnn.optimizers.adam(1e-2), batches, epochs=3,
+      ...                              progress=False)
+      >>> r.history["train_loss"].shape
+      (3,)
+    """
+    mesh = data_mesh(devices)
+    if _multihost.is_multiprocess():
+        _check_process_order("parallel.fit_batches", mesh)
+    return batch_run("parallel.fit_batches", model, params, optimizer, batches, kwargs, Placement(mesh))

@@ -1,4 +1,5 @@
-"""fnn.parallel: data-parallel fit over 8 simulated CPU devices equals the single-device fit."""
+"""fnn.parallel: data-parallel fit over 8 simulated CPU devices equals the single-device fit,
+and fit_batches over 4 of them equals the single-device fit_batches (one subprocess)."""
 
 from __future__ import annotations
 
@@ -36,17 +37,52 @@ SCRIPT = textwrap.dedent("""
         assert "batch_size must be a multiple of the 8 devices" in str(e), e
     else:
         raise AssertionError("no error for batch_size 60 on 8 devices")
-    print("OK")
+    print("OK fit")
+
+    # fit_batches on 4 of the devices, batches of 64 and a last one of 42 (not a multiple
+    # of 4: replicated); the model records the sharding of the batch each step sees.
+    seen = []
+    def apply(params, xb):
+        jax.debug.inspect_array_sharding(xb, callback=seen.append)
+        return model.apply(params, xb)
+    xn, yn = np.asarray(x), np.asarray(y)
+    batches = [(xn[i:i + 64], yn[i:i + 64]) for i in range(0, 256, 64)] + [(xn[256:298], yn[256:298])]
+    kw = dict(epochs=3, steps_per_call=3, eval_data=(xn, yn), progress=False)
+    single = fnn.training.fit_batches(model, params, opt, batches, **kw)
+    sharded = fnn.parallel.fit_batches(apply, params, opt, batches, devices=jax.devices()[:4], **kw)
+    assert any(s.spec == jax.sharding.PartitionSpec("data") and len(s.device_set) == 4 for s in seen), seen
+    assert len(sharded.params[0]["w"].sharding.device_set) == 4
+    for a, b in zip(jax.tree.leaves((single.params, single.opt_state)),
+                    jax.tree.leaves((sharded.params, sharded.opt_state))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert single.history.keys() == sharded.history.keys()
+    for k in single.history:
+        np.testing.assert_allclose(single.history[k], sharded.history[k], rtol=1e-5, atol=1e-6)
+    try:
+        fnn.parallel.fit_batches(model, params, opt, [(xn[:30], yn[:30])], devices=jax.devices()[:4])
+    except ValueError as e:
+        assert "batch size must be a multiple of the 4 devices" in str(e), e
+    else:
+        raise AssertionError("no error for a batch of 30 on 4 devices")
+    print("OK fit_batches")
 """)
 
 
-def test_parallel_fit_equals_single_device_on_8_devices():
+@pytest.fixture(scope="module")
+def on_8_devices() -> str:
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
                JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
                          timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().endswith("OK")
+    return out.stdout + out.stderr[-3000:]
+
+
+def test_parallel_fit_equals_single_device_on_8_devices(on_8_devices):
+    assert "OK fit\n" in on_8_devices, on_8_devices
+
+
+def test_parallel_fit_batches_equals_single_device_fit_batches_on_4_devices(on_8_devices):
+    assert "OK fit_batches\n" in on_8_devices, on_8_devices
 
 
 def test_parallel_fit_on_one_device_matches_fit():

@@ -14,6 +14,7 @@ from fnn import _checks
 from fnn.losses import softmax_cross_entropy
 from fnn.training import _progress
 from fnn.training._arguments import FitOptions, Prepared, predictions_shape, prepare
+from fnn.training._placement import Placement, facts, multiprocess_options
 from fnn.training._chunks import checked_batch, chunk_runner, host_chunks
 from fnn.training._data_checks import check_labels
 from fnn.training._driver import Interrupted
@@ -22,7 +23,7 @@ from fnn.training._resume import loaded, save_point
 from fnn.training._results import FitResult, NonFiniteReport
 from fnn.training._rollback import first_nonfinite_leaf
 
-__all__ = ["fit_batches", "auto_steps_per_call", "CHUNK_BYTES", "MAX_AUTO_STEPS"]
+__all__ = ["fit_batches", "batch_run", "KEYWORDS", "auto_steps_per_call", "CHUNK_BYTES", "MAX_AUTO_STEPS"]
 
 # Without steps_per_call, a chunk holds about this many bytes of batches (at most
 # MAX_AUTO_STEPS batches, and no more than an epoch's when its length is known): large
@@ -116,9 +117,10 @@ def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *, epochs
         interrupt comes inside an epoch: the guard keeps a copy of its start).
 
     Notes:
-      One device: ``fnn.parallel.fit`` and multi-host runs do not take batches yet
-      (each process would feed its own); ensembles, ``early_stopping``, ``grad_norms``
-      and ``accumulation_steps`` are ``fit``'s only (``on_epoch`` can stop training).
+      One device; :func:`fnn.parallel.fit_batches` runs this over several devices and
+      hosts (each process feeding its own batches). Ensembles, ``early_stopping``,
+      ``grad_norms`` and ``accumulation_steps`` are ``fit``'s only (``on_epoch`` can
+      stop training).
 
     Example:
       >>> import jax, numpy as np, fnn
@@ -133,30 +135,51 @@ def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *, epochs
       >>> bool(result.history["train_loss"][-1] < result.history["train_loss"][0])
       True
     """
-    fn = "fit_batches"
+    given = locals()
+    return batch_run("fit_batches", model, params, optimizer, batches, {k: given[k] for k in KEYWORDS},
+                     Placement())
+
+
+# fit_batches' keywords, which fnn.parallel.fit_batches forwards.
+KEYWORDS = ("epochs", "steps", "steps_per_call", "loss", "key", "eval_data", "metrics", "opt_state", "state",
+            "initial", "progress", "nan_guard", "checkpoint", "checkpoint_every", "on_epoch")
+
+
+def batch_run(fn: str, model: Any, params: Any, optimizer: Any, batches: Any, keywords: Mapping[str, Any],
+              place: Placement) -> FitResult:
+    """:func:`fit_batches` with ``keywords`` (a subset of :data:`KEYWORDS`), its arrays placed by ``place``."""
+    unknown = sorted(set(keywords) - set(KEYWORDS))
+    if unknown:
+        _checks.fail(fn, unknown[0], f"be one of fit_batches' keywords ({', '.join(KEYWORDS)})",
+                     "an unexpected keyword", TypeError)
+    kw = dict(keywords)
+    steps, steps_per_call = kw.pop("steps", None), kw.pop("steps_per_call", None)
     source = EpochSource(fn, batches, None if steps is None else _checks.positive_int(fn, "steps", steps))
     if steps_per_call is not None:
         steps_per_call = _checks.positive_int(fn, "steps_per_call", steps_per_call)
-    initial = loaded(initial) if initial is not None else None
-    first_epoch = _resume_epoch(initial)
+    if kw.get("initial") is not None:
+        kw["initial"] = loaded(kw["initial"])
+    first_epoch = _resume_epoch(kw.get("initial"))
     stream, length = source.epoch(first_epoch)
     first = next(stream, None)
     if first is None:
         source.empty(first_epoch)
     x0, y0 = checked_batch(fn, 0, first, None)
-    given = locals()
-    options = FitOptions(**{name: given[name] for name in (
-        "loss", "epochs", "key", "eval_data", "metrics", "opt_state", "state", "initial", "progress",
-        "nan_guard", "checkpoint", "checkpoint_every", "on_epoch")}, batch_size=x0.shape[0], shuffle=False)
-    p = prepare(fn, model, params, optimizer, x0, y0, options)
+    options = FitOptions(**kw, batch_size=x0.shape[0] * place.processes, shuffle=False)
     k = steps_per_call or auto_steps_per_call(x0, y0, length)
+    if place.multiprocess:
+        options = multiprocess_options(fn, options)
+        place.agree(fn, facts(options, params, x0, y0, steps=steps, steps_per_call=k))
+    place.check_batch_size(fn, "batches[0] x's batch size" + (" (all processes' rows)" if place.multiprocess
+                                                              else ""), options.batch_size)
+    p = prepare(fn, model, params, optimizer, x0, y0, options)
     steps_done = 0
     if p.start.epoch:
         if length is None and p.cfg.model.general:
             _checks.fail(fn, "steps", "be given to resume a general model from batches without len() "
                          "(its step keys count the batches run)", None)
         steps_done = p.start.epoch * (length or 0)
-    return _drive(p, source, itertools.chain([first], stream), k, steps_done, (x0, y0))
+    return _drive(p, source, itertools.chain([first], stream), k, steps_done, (x0, y0), place)
 
 
 def _checker(p: Prepared, first: tuple) -> Callable[[int, Any], tuple]:
@@ -173,14 +196,15 @@ def _checker(p: Prepared, first: tuple) -> Callable[[int, Any], tuple]:
 
 
 def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_done: int,
-           first: tuple) -> FitResult:
+           first: tuple, place: Placement) -> FitResult:
     cfg = p.cfg
     runners = {padded: chunk_runner(cfg.model, cfg.optimizer, cfg.loss, padded) for padded in (False, True)}
     check = _checker(p, first)
     shape = (first[0].shape, first[1].shape)
-    carry = start_carry(cfg)(p.params, p.opt_state, p.model_state)
+    carry = start_carry(cfg)(*place.tree((p.params, p.opt_state, p.model_state)))
+    key = place.tree(p.key)
     history = {name: [float(v) for v in np.asarray(values)] for name, values in p.start.history.items()}
-    x_eval, y_eval = p.eval_data if p.eval_data is not None else (None, None)
+    x_eval, y_eval = place.tree(p.eval_data) if p.eval_data is not None else (None, None)
     show = _progress.default_enabled() if p.progress is None else p.progress
     bar = _progress.ProgressBar(p.epochs, steps_per_epoch=0) if show else None
     epoch, snapshot = p.start.epoch, None
@@ -189,8 +213,10 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
     reports: tuple = ()
 
     def result(c: tuple, done: int) -> FitResult:
-        hist = {name: jax.device_put(np.asarray(v[:done], np.float32)) for name, v in history.items()}
-        return FitResult(c[0], c[1], hist, p.key, done, reports, c[2])
+        hist = {name: np.asarray(v[:done], np.float32) for name, v in history.items()}
+        if not place.multiprocess:          # several processes: NumPy, as fnn.parallel.fit
+            hist = jax.device_put(hist)
+        return place.local(FitResult(c[0], c[1], hist, key, done, reports, c[2]))
 
     try:
         while epoch < p.epochs:
@@ -199,7 +225,7 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
             snapshot = copy_carry(carry) if cfg.nan_guard else None
             safe = None if snapshot is None else (snapshot, epoch)
             chunks = host_chunks(stream, k, check, shape)
-            carry, total, count, examples, losses = run_epoch(runners, carry, chunks, p.key, steps_done)
+            carry, total, count, examples, losses = run_epoch(runners, carry, chunks, key, steps_done, place, epoch)
             if count == 0:
                 if source.one_shot:
                     warnings.warn(f"fit_batches: batches ran out after {epoch} epochs; stopped there",
@@ -207,10 +233,10 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
                     carry = snapshot if snapshot is not None else carry
                     break
                 source.empty(epoch)
-            train_loss, finite, scores = jax.device_get(
-                epoch_end(cfg, x_eval is not None)(carry, total, examples, x_eval, y_eval))
+            train_loss, finite, scores = jax.device_get(place.local(
+                epoch_end(cfg, x_eval is not None)(carry, total, examples, x_eval, y_eval)))
             if cfg.nan_guard and not finite:
-                reports = (_report(epoch, losses, carry[0]),)
+                reports = (_report(epoch, *place.local((losses, carry[0]))),)
                 warnings.warn(str(reports[0]), RuntimeWarning, stacklevel=2)
                 carry = snapshot
                 break
@@ -221,7 +247,7 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
             epoch += 1
             safe = (carry, epoch)
             if p.checkpoint is not None and (epoch % p.checkpoint_every == 0 or epoch == p.epochs):
-                save_point(p.checkpoint, result(carry, epoch))
+                place.write(lambda: save_point(cast(str, p.checkpoint), result(carry, epoch)))
             if bar is not None:
                 bar.steps_per_epoch = count
                 bar.update(epoch, {n: v for n, v in logs.items()})

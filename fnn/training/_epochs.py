@@ -13,6 +13,7 @@ import numpy as np
 
 from fnn import _checks
 from fnn.training._loop import LoopConfig, all_finite
+from fnn.training._placement import Placement
 from fnn.training._results import FitResult
 from fnn.training._score import score
 from fnn.training._start import init_opt_state
@@ -57,29 +58,42 @@ class EpochSource:
                      "one-shot iterator is used up after one pass unless steps= is given)", "none")
 
 
-def run_epoch(runners: dict, carry: tuple, chunks: Iterator, key: jax.Array, step: int) -> tuple:
+def run_epoch(runners: dict, carry: tuple, chunks: Iterator, key: jax.Array, step: int,
+              place: Placement, epoch: int) -> tuple:
     """Train on every chunk of ``chunks``; ``(carry, total, batches, examples, losses)``.
 
     Double buffering through asynchronous dispatch: chunk ``i`` is dispatched, then
     chunk ``i + 1`` is stacked on the host and its transfer enqueued, and only then does
     the host wait, for chunk ``i - 1``: the device always has the next chunk's data
-    arriving while it trains, and at most three chunks are alive.
+    arriving while it trains, and at most three chunks are alive. On several processes
+    every chunk (and the epoch's end) is first compared across processes
+    (:meth:`Placement.agree`), which waits for the chunk training.
     """
-    def put(chunk):
-        return None if chunk is None else (jax.device_put(chunk.xs), jax.device_put(chunk.ys), chunk)
+    fn = "parallel.fit_batches"
 
-    total = jnp.zeros((), jnp.float32)
-    count = examples = 0
+    def put(chunk, index):
+        arg = f"the number and shapes of batches (epoch {epoch}, chunk {index})"
+        if chunk is None:
+            place.agree(fn, {arg: ("end", f"the end of the epoch after {count} batches")})
+            return None
+        xs, ys = place.chunk(chunk.xs), place.chunk(chunk.ys)
+        place.agree(fn, {arg: ((chunk.count, np.shape(chunk.xs), np.shape(chunk.ys)),
+                               f"{chunk.count} batches of x {np.shape(chunk.xs)[1:]}")})
+        return xs, ys, chunk
+
+    total = place.tree(jnp.zeros((), jnp.float32))
+    count = examples = index = 0
     losses: list = []
-    ahead, previous = put(next(chunks, None)), None
+    ahead, previous = put(next(chunks, None), index), None
     while ahead is not None:
         xs, ys, chunk = ahead
         carry, total, chunk_losses = runners[chunk.padded](carry, total, key, np.int32(step + count), xs, ys,
                                                            np.int32(chunk.count))
         count += chunk.count
         examples += chunk.count * xs.shape[1]
+        index += 1
         losses.append((chunk_losses, chunk.count))
-        ahead = put(next(chunks, None))
+        ahead = put(next(chunks, None), index)
         if previous is not None:
             previous.block_until_ready()
         previous = chunk_losses
