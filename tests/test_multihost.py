@@ -1,4 +1,4 @@
-"""fnn.parallel.fit on JAX's multi-controller runtime: 2 processes x 2 CPU devices.
+"""fnn.parallel.fit and fit_batches on JAX's multi-controller runtime: 2 processes x 2 CPU devices.
 
 Two worker processes (``jax.distributed`` over 127.0.0.1, gloo collectives) run every
 scenario once and write their results to JSON; a third process with 4 CPU devices runs
@@ -39,6 +39,24 @@ def _problem() -> dict:
                         eval_data=(x[:64], y[:64]), progress=False))
 
 
+# fit_batches: global batches of rows [s, s + n); the last (42) splits into 21 rows per
+# process, which do not split over a process's 2 devices (the gathered, replicated path).
+STARTS, SIZES = (0, 64, 128, 192, 256), (64, 64, 64, 64, 42)
+
+
+def _batches(x, y, part=slice(None)) -> list:
+    """The global batches, or with ``part=(p, 2)`` process ``p``'s half of each one."""
+    if isinstance(part, tuple):
+        p, count = part
+        return [(x[s + p * n // count:s + (p + 1) * n // count], y[s + p * n // count:s + (p + 1) * n // count])
+                for s, n in zip(STARTS, SIZES)]
+    return [(x[s:s + n], y[s:s + n]) for s, n in zip(STARTS, SIZES)]
+
+
+def _batch_kw(kw: dict) -> dict:
+    return dict(epochs=EPOCHS, steps_per_call=3, eval_data=kw["eval_data"], progress=False)
+
+
 def _record(r) -> dict:
     import jax
     leaves = jax.tree.leaves((r.params, r.state))
@@ -55,7 +73,9 @@ def _reference(out_dir: str) -> None:
     x, y, kw = t["x"], t["y"], t["kw"]
     out = {"mlp": _record(fnn.parallel.fit(t["mlp"], t["params"], t["adam"], x, y, **kw)),
            "bn": _record(fnn.parallel.fit(t["bn"], t["bn_params"], t["sgd"], x, y, state=t["bn_state"],
-                                          **dict(kw, eval_data=None)))}
+                                          **dict(kw, eval_data=None))),
+           "batches": _record(fnn.parallel.fit_batches(t["mlp"], t["params"], t["adam"], _batches(x, y),
+                                                       **_batch_kw(kw)))}
     with open(os.path.join(out_dir, "reference.json"), "w") as f:
         json.dump(out, f)
 
@@ -92,6 +112,12 @@ def _worker(out_dir: str, port: int, pid: int) -> None:
     except _Crash:
         pass
     scenario("resumed", mlp, None, adam, x, y, initial=path)
+    mine = _batches(x, y, (pid, 2))
+    out["batches"] = _record(fnn.parallel.fit_batches(mlp, params, adam, mine, **_batch_kw(kw)))
+    try:                                   # process 1 has one batch less
+        fnn.parallel.fit_batches(mlp, params, adam, mine[:len(mine) - pid], **_batch_kw(kw))
+    except ValueError as e:
+        out["mismatch_batches"] = str(e)
     for name, n, change in [("batch_size", N, dict(batch_size=BATCH // 2 * (1 + pid))),
                             ("key", N, dict(key=jax.random.key(pid))), ("x", N - 4 * pid, {})]:
         try:
@@ -150,14 +176,14 @@ def test_multihost_runs_on_2_processes_of_2_devices(runs):
     assert runs["process0"]["devices"] == runs["process1"]["devices"] == [4, 2]
 
 
-@pytest.mark.parametrize("scenario", ["replicated", "local", "bn", "resumed"])
+@pytest.mark.parametrize("scenario", ["replicated", "local", "bn", "resumed", "batches"])
 def test_multihost_fit_equals_on_every_process(runs, scenario):
     a, b = runs["process0"][scenario], runs["process1"][scenario]
     assert a == b                          # bit-identical: one program, replicated results
 
 
 @pytest.mark.parametrize("scenario,reference", [("replicated", "mlp"), ("local", "mlp"), ("bn", "bn"),
-                                                ("resumed", "mlp")])
+                                                ("resumed", "mlp"), ("batches", "batches")])
 def test_multihost_fit_equals_single_process_4_devices(runs, scenario, reference):
     got = runs["process0"][scenario]
     assert got["epoch"] == EPOCHS
@@ -166,7 +192,7 @@ def test_multihost_fit_equals_single_process_4_devices(runs, scenario, reference
 
 def test_multihost_fit_returns_fully_addressable_results(runs):
     assert all(runs[f"process{i}"][s]["addressable"] and runs[f"process{i}"][s]["history_on_host"]
-               for i in range(2) for s in ("replicated", "local", "bn", "resumed"))
+               for i in range(2) for s in ("replicated", "local", "bn", "resumed", "batches"))
 
 
 @pytest.mark.parametrize("arg", ["batch_size", "key", "x"])
@@ -174,6 +200,14 @@ def test_multihost_fit_rejects_processes_that_disagree(runs, arg):
     for i in range(2):
         message = runs[f"process{i}"].get(f"mismatch_{arg}", "")
         assert message.startswith(f"parallel.fit: {arg} must be the same on every process; got "), message
+
+
+def test_multihost_fit_batches_rejects_processes_with_other_numbers_of_batches(runs):
+    # process 0 has a last chunk where process 1's epoch has ended: both raise, neither hangs
+    for i in range(2):
+        message = runs[f"process{i}"].get("mismatch_batches", "")
+        assert message.startswith("parallel.fit_batches: the number and shapes of batches (epoch 0, chunk 2) "
+                                  "must be the same on every process; got "), message
 
 
 def test_multihost_fit_refuses_the_progress_bar(runs):

@@ -76,10 +76,10 @@ def run_epoch(runners: dict, carry: tuple, chunks: Iterator, key: jax.Array, ste
         if chunk is None:
             place.agree(fn, {arg: ("end", f"the end of the epoch after {count} batches")})
             return None
-        xs, ys = place.chunk(chunk.xs), place.chunk(chunk.ys)
+        # Agreed before the transfer: a batch that needs gathering makes a collective call.
         place.agree(fn, {arg: ((chunk.count, np.shape(chunk.xs), np.shape(chunk.ys)),
                                f"{chunk.count} batches of x {np.shape(chunk.xs)[1:]}")})
-        return xs, ys, chunk
+        return place.chunk(chunk.xs), place.chunk(chunk.ys), chunk
 
     total = place.tree(jnp.zeros((), jnp.float32))
     count = examples = index = 0
