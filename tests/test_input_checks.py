@@ -542,6 +542,8 @@ case("parallel.fit-devices-None-entry", lambda: _parallel(devices=[None]),
      T, "(parallel.fit|data_mesh)", "devices")
 case("parallel.fit-local_data-str", lambda: _parallel(local_data="yes"), T, E("parallel.fit"), "local_data")
 case("data_mesh-int", lambda: parallel.data_mesh(3), T, "data_mesh", "devices")
+case("parallel.fit_batches-batch_size-keyword", lambda: parallel.fit_batches(
+    MLP, mlp_params(), optimizers.sgd(0.1), [(XT, YT)], batch_size=8), T, E("parallel.fit_batches"), "batch_size")
 
 # perceptron ------------------------------------------------------------------------------------
 case("perceptron.init-n_features-0", lambda: perceptron.init(0), V, E("perceptron.init"), "n_features")
