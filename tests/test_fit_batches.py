@@ -108,6 +108,40 @@ def test_fit_batches_resumes_from_its_checkpoint_bit_identically(tmp_path):
                                 (reference()[1].params, reference()[1].opt_state, reference()[1].history))
 
 
+RULE = training.EarlyStopping("eval_loss", patience=1, min_delta=0.05)
+
+
+@functools.cache
+def early_reference():
+    """fit and fit_batches with early stopping (it stops after epoch 2 of 12) and grad_norms."""
+    x, y = data()
+    kw = dict(epochs=12, eval_data=(x[:40], y[:40]), early_stopping=RULE, grad_norms=True)
+    r = training.fit(PURE, pure_params(), OPT, x, y, batch_size=B, key=KEY, progress=False, **kw)
+    return r, fit_batches(fit_order, **kw), kw
+
+
+def test_fit_batches_early_stopping_equals_fit():
+    r, rb, _ = early_reference()
+    assert (rb.epoch, rb.stopped_epoch, rb.best_epoch) == (r.epoch, r.stopped_epoch, r.best_epoch) == (3, 2, 1)
+    chex.assert_trees_all_close((rb.params, rb.opt_state, rb.early_stopping),
+                                (r.params, r.opt_state, r.early_stopping), rtol=1e-5, atol=1e-6)
+
+
+def test_fit_batches_grad_norms_equal_fit():
+    r, rb, _ = early_reference()
+    assert rb.history["grad_norms"].shape == (3, 2)
+    chex.assert_trees_all_close(rb.history, r.history, rtol=1e-5, atol=1e-7)
+
+
+def test_fit_batches_resumes_early_stopping_from_its_checkpoint(tmp_path):
+    _, rb, kw = early_reference()
+    path = tmp_path / "run.ckpt"
+    fit_batches(fit_order, checkpoint=path, on_epoch=lambda epoch, logs: True, **kw)
+    resumed = fit_batches(fit_order, initial=path, **kw)
+    assert (resumed.epoch, resumed.stopped_epoch, resumed.best_epoch) == (3, 2, 1)
+    chex.assert_trees_all_equal((resumed.params, resumed.history), (rb.params, rb.history))
+
+
 def test_fit_batches_ctrl_c_returns_the_last_finished_epoch():
     def interrupt(epoch, logs):
         raise KeyboardInterrupt

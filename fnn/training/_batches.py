@@ -13,6 +13,7 @@ import numpy as np
 from fnn import _checks
 from fnn.losses import softmax_cross_entropy
 from fnn.training import _progress
+from fnn.training._batch_early import BatchEarly
 from fnn.training._arguments import FitOptions, Prepared, predictions_shape, prepare
 from fnn.training._placement import Placement, facts, multiprocess_options
 from fnn.training._chunks import checked_batch, chunk_runner, host_chunks
@@ -58,7 +59,8 @@ def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *, epochs
                 opt_state: Any = None, state: Any = None, initial: Any = None,
                 progress: bool | None = None, nan_guard: bool = True,
                 checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
-                on_epoch: Callable | None = None) -> FitResult:
+                on_epoch: Callable | None = None, grad_norms: bool = False,
+                early_stopping: Any = None) -> FitResult:
     r"""Train ``model`` from a stream of ``(x, y)`` batches that need not fit on the device.
 
     For data too large for device memory (a memory-mapped file, a Grain or tf.data
@@ -102,8 +104,11 @@ def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *, epochs
 
     The other keywords (``loss``, ``eval_data``, ``metrics``, ``opt_state``, ``state``,
     ``initial``, ``progress``, ``nan_guard``, ``checkpoint``, ``checkpoint_every``,
-    ``on_epoch``) are :func:`fnn.fit`'s: ``eval_data`` is scored in one full batch after
-    every epoch, and a checkpoint is ``fit``'s.
+    ``on_epoch``, ``grad_norms``, ``early_stopping``) are :func:`fnn.fit`'s: ``eval_data``
+    is scored in one full batch after every epoch, ``grad_norms`` are taken on each
+    epoch's first batch at the epoch's final params, the early-stopping rule is decided
+    on the host after each epoch (the same decisions, result fields and resume as
+    ``fit``), and a checkpoint is ``fit``'s.
 
     Returns:
       :class:`FitResult`, as :func:`fnn.fit`.
@@ -118,9 +123,9 @@ def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *, epochs
 
     Notes:
       One device; :func:`fnn.parallel.fit_batches` runs this over several devices and
-      hosts (each process feeding its own batches). Ensembles, ``early_stopping``,
-      ``grad_norms`` and ``accumulation_steps`` are ``fit``'s only (``on_epoch`` can
-      stop training).
+      hosts (each process feeding its own batches). Ensembles and ``accumulation_steps``
+      are ``fit``'s only (stack ``k`` batches into one of ``k`` times the size instead:
+      the same mean gradient for a model without batch statistics).
 
     Example:
       >>> import jax, numpy as np, fnn
@@ -142,7 +147,8 @@ def fit_batches(model: Any, params: Any, optimizer: Any, batches: Any, *, epochs
 
 # fit_batches' keywords, which fnn.parallel.fit_batches forwards.
 KEYWORDS = ("epochs", "steps", "steps_per_call", "loss", "key", "eval_data", "metrics", "opt_state", "state",
-            "initial", "progress", "nan_guard", "checkpoint", "checkpoint_every", "on_epoch")
+            "initial", "progress", "nan_guard", "checkpoint", "checkpoint_every", "on_epoch", "grad_norms",
+            "early_stopping")
 
 
 def batch_run(fn: str, model: Any, params: Any, optimizer: Any, batches: Any, keywords: Mapping[str, Any],
@@ -203,7 +209,8 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
     shape = (first[0].shape, first[1].shape)
     carry = start_carry(cfg)(*place.tree((p.params, p.opt_state, p.model_state)))
     key = place.tree(p.key)
-    history = {name: [float(v) for v in np.asarray(values)] for name, values in p.start.history.items()}
+    history = {name: list(np.asarray(values)) for name, values in p.start.history.items()}
+    early = BatchEarly(cfg.early_stopping, carry, p.start.early)
     x_eval, y_eval = place.tree(p.eval_data) if p.eval_data is not None else (None, None)
     show = _progress.default_enabled() if p.progress is None else p.progress
     bar = _progress.ProgressBar(p.epochs, steps_per_epoch=0) if show else None
@@ -212,11 +219,12 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
     safe: tuple | None = (carry, epoch)
     reports: tuple = ()
 
-    def result(c: tuple, done: int) -> FitResult:
+    def result(c: tuple, done: int, final: bool = False) -> FitResult:
         hist = {name: np.asarray(v[:done], np.float32) for name, v in history.items()}
         if not place.multiprocess:          # several processes: NumPy, as fnn.parallel.fit
             hist = jax.device_put(hist)
-        return place.local(FitResult(c[0], c[1], hist, key, done, reports, c[2]))
+        c, fields = early.fields(c, place.local, final)
+        return place.local(FitResult(c[0], c[1], hist, key, done, reports, c[2], **fields))
 
     try:
         while epoch < p.epochs:
@@ -225,7 +233,8 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
             snapshot = copy_carry(carry) if cfg.nan_guard else None
             safe = None if snapshot is None else (snapshot, epoch)
             chunks = host_chunks(stream, k, check, shape)
-            carry, total, count, examples, losses = run_epoch(runners, carry, chunks, key, steps_done, place, epoch)
+            carry, total, count, examples, losses, head = run_epoch(runners, carry, chunks, key, steps_done,
+                                                                    place, epoch)
             if count == 0:
                 if source.one_shot:
                     warnings.warn(f"fit_batches: batches ran out after {epoch} epochs; stopped there",
@@ -234,30 +243,35 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
                     break
                 source.empty(epoch)
             train_loss, finite, scores = jax.device_get(place.local(
-                epoch_end(cfg, x_eval is not None)(carry, total, examples, x_eval, y_eval)))
+                epoch_end(cfg, x_eval is not None)(carry, total, examples, x_eval, y_eval,
+                                                     head if cfg.grad_norms else None)))
             if cfg.nan_guard and not finite:
                 reports = (_report(epoch, *place.local((losses, carry[0]))),)
                 warnings.warn(str(reports[0]), RuntimeWarning, stacklevel=2)
                 carry = snapshot
                 break
             steps_done += count
-            logs = {"train_loss": float(train_loss), **{f"eval_{name}": float(v) for name, v in scores.items()}}
+            logs = {"train_loss": float(train_loss), **{f"eval_{name}": float(v) for name, v in scores.items()
+                                                        if name != "grad_norms"}}
+            if cfg.grad_norms:
+                logs["grad_norms"] = np.asarray(scores["grad_norms"])
             for name, value in logs.items():
                 history.setdefault(name, []).append(value)
             epoch += 1
+            stop = early.stops(epoch - 1, logs, carry, place.local)
             safe = (carry, epoch)
             if p.checkpoint is not None and (epoch % p.checkpoint_every == 0 or epoch == p.epochs):
                 place.write(lambda: save_point(cast(str, p.checkpoint), result(carry, epoch)))
             if bar is not None:
                 bar.steps_per_epoch = count
-                bar.update(epoch, {n: v for n, v in logs.items()})
-            if p.on_epoch is not None and p.on_epoch(epoch - 1, logs) is True:
+                bar.update(epoch, {n: v for n, v in logs.items() if n != "grad_norms"})
+            if p.on_epoch is not None and p.on_epoch(epoch - 1, logs) is True or stop:
                 break
     except KeyboardInterrupt:
         raise Interrupted(None if safe is None else result(*safe)) from None
     if bar is not None:
         bar.close()
-    return result(carry, epoch)
+    return result(carry, epoch, final=True)
 
 
 def _report(epoch: int, losses: list, params: Any) -> NonFiniteReport:

@@ -15,7 +15,8 @@ from fnn import _checks
 from fnn.training._loop import LoopConfig, all_finite
 from fnn.training._placement import Placement
 from fnn.training._results import FitResult
-from fnn.training._score import score
+from fnn.diagnostics import layer_grad_norms
+from fnn.training._score import predict, score
 from fnn.training._start import init_opt_state
 
 __all__ = ["EpochSource", "run_epoch", "epoch_end", "start_carry", "copy_carry"]
@@ -60,7 +61,8 @@ class EpochSource:
 
 def run_epoch(runners: dict, carry: tuple, chunks: Iterator, key: jax.Array, step: int,
               place: Placement, epoch: int) -> tuple:
-    """Train on every chunk of ``chunks``; ``(carry, total, batches, examples, losses)``.
+    """Train on every chunk of ``chunks``; ``(carry, total, batches, examples, losses, head)``
+    (``head``: the first chunk's ``(xs, ys)`` on the device, None without chunks).
 
     Double buffering through asynchronous dispatch: chunk ``i`` is dispatched, then
     chunk ``i + 1`` is stacked on the host and its transfer enqueued, and only then does
@@ -85,6 +87,7 @@ def run_epoch(runners: dict, carry: tuple, chunks: Iterator, key: jax.Array, ste
     count = examples = index = 0
     losses: list = []
     ahead, previous = put(next(chunks, None), index), None
+    head = None if ahead is None else ahead[:2]
     while ahead is not None:
         xs, ys, chunk = ahead
         carry, total, chunk_losses = runners[chunk.padded](carry, total, key, np.int32(step + count), xs, ys,
@@ -97,20 +100,27 @@ def run_epoch(runners: dict, carry: tuple, chunks: Iterator, key: jax.Array, ste
         if previous is not None:
             previous.block_until_ready()
         previous = chunk_losses
-    return carry, total, count, examples, losses
+    return carry, total, count, examples, losses, head
 
 
 @functools.lru_cache(maxsize=64)
 def epoch_end(cfg: LoopConfig, has_eval: bool) -> Callable:
-    """``end(carry, total, examples, x_eval, y_eval) -> (train_loss, finite, scores)``, jitted:
-    the epoch's mean example loss, whether it and the params and state are finite, and
-    the scores on the evaluation data."""
-    def end(carry, total, examples, x_eval, y_eval):
+    """``end(carry, total, examples, x_eval, y_eval, head) -> (train_loss, finite, scores)``,
+    jitted: the epoch's mean example loss, whether it and the params and state are
+    finite, and the scores on the evaluation data; with ``cfg.grad_norms`` also
+    ``scores["grad_norms"]``, per layer, on the epoch's first batch ``head[0][0]`` (as
+    ``fit``: at the epoch's final params, a general model in inference mode)."""
+    def end(carry, total, examples, x_eval, y_eval, head):
         params, _, model_state = carry
         train_loss = total / examples
         finite = jnp.isfinite(train_loss) & all_finite((params, model_state), 0)
         scores = (score(cfg.model.apply, cfg.model.general, cfg.loss, cfg.metrics, params, model_state,
                         x_eval, y_eval) if has_eval else {})
+        if cfg.grad_norms:
+            xb, yb = head[0][0], head[1][0]
+            grads = jax.grad(lambda p: cfg.loss(predict(cfg.model.apply, cfg.model.general, p, model_state, xb),
+                                                yb))(params)
+            scores = {**scores, "grad_norms": layer_grad_norms(grads)}
         return train_loss, finite, scores
     return jax.jit(end)
 
