@@ -15,6 +15,14 @@ order) and reports per-step medians:
   chunking without the transfer: what the host-to-device copy itself costs is the gap
   to ``fit_batches``).
 
+With several devices visible (``XLA_FLAGS=--xla_force_host_platform_device_count=4``
+on CPU, or ``--devices N`` of them), two more variants run over ``N`` devices, each
+chunk sharded over the batch axis:
+
+* ``parallel.fit``: :func:`fnn.parallel.fit` with the data resident (replicated);
+* ``parallel.fit_batches``: :func:`fnn.parallel.fit_batches` from the same NumPy
+  batches; its ``ratio`` is to ``parallel.fit`` in the same run (``reference``).
+
 A ``transfer`` row per case gives the measured host-to-device rate (``jax.device_put``
 of one chunk, blocked) and the transfer time per step against ``fit``'s compute per
 step: the transfer can hide behind compute only where it is the shorter.
@@ -24,6 +32,7 @@ Run::
     python benchmarks/bench_scale.py                 # both cases, a minute or two
     python benchmarks/bench_scale.py --cases small --repeats 9
     python benchmarks/bench_scale.py --tiny          # seconds (smoke test)
+    XLA_FLAGS=--xla_force_host_platform_device_count=4 python benchmarks/bench_scale.py --cases small
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import _peers  # noqa: E402
 import fnn  # noqa: E402
+import fnn.parallel  # noqa: E402
 from _common import chosen_cases, format_table, record, time_interleaved, write_json  # noqa: E402
 from fnn.training._batches import auto_steps_per_call  # noqa: E402
 
@@ -50,10 +60,12 @@ CASES = {
     "medium": _peers.Problem((784, 512, 512, 10), 256, 48),
 }
 SMOKE = _peers.Problem((8, 16, 3), 16, 8)
-COLUMNS = ["case", "variant", "per_step_us", "ratio", "steps_per_call", "gbyte_per_s", "compile_s"]
+COLUMNS = ["case", "variant", "per_step_us", "ratio", "reference", "steps_per_call", "gbyte_per_s", "compile_s"]
+# Each variant's reference for ``ratio`` (the others: fit).
+REFERENCES = {"parallel.fit_batches": "parallel.fit"}
 
 
-def variants(problem: _peers.Problem, steps_per_call: int | None) -> dict:
+def variants(problem: _peers.Problem, steps_per_call: int | None, devices: int) -> dict:
     model = fnn.mlp(list(problem.sizes[1:]))
     optimizer = fnn.optimizers.adam(_peers.LR)
     params = model.init(jax.random.key(1), (problem.sizes[0],))
@@ -66,15 +78,23 @@ def variants(problem: _peers.Problem, steps_per_call: int | None) -> dict:
                     progress=False)
         return r.params
 
-    def from_batches(batches):
+    def from_batches(batches, train=fnn.training.fit_batches, **kw):
         def run():
-            r = fnn.training.fit_batches(model, params, optimizer, batches, steps_per_call=steps_per_call,
-                                         progress=False)
+            r = train(model, params, optimizer, batches, steps_per_call=steps_per_call, progress=False, **kw)
             return r.params
         return run
 
-    return {"fit": fit, "fit_batches": from_batches(host),
-            "fit_batches[device batches]": from_batches(device)}
+    out = {"fit": fit, "fit_batches": from_batches(host), "fit_batches[device batches]": from_batches(device)}
+    if devices > 1:
+        mesh = jax.devices()[:devices]
+
+        def parallel_fit():
+            r = fnn.parallel.fit(model, params, optimizer, x, y, epochs=1, batch_size=problem.batch_size,
+                                 shuffle=False, progress=False, devices=mesh)
+            return r.params
+        out.update({"parallel.fit": parallel_fit,
+                    "parallel.fit_batches": from_batches(host, fnn.parallel.fit_batches, devices=mesh)})
+    return out
 
 
 def transfer_rate(problem: _peers.Problem, k: int, repeats: int) -> tuple[float, int]:
@@ -99,15 +119,19 @@ def chunk_steps(problem: _peers.Problem, steps_per_call: int | None) -> int:
     return auto_steps_per_call(np.asarray(xb), np.asarray(yb), problem.steps)
 
 
-def bench_case(name: str, problem: _peers.Problem, repeats: int, steps_per_call: int | None) -> list:
-    cases = {k: (run, ()) for k, run in variants(problem, steps_per_call).items()}
+def bench_case(name: str, problem: _peers.Problem, repeats: int, steps_per_call: int | None,
+               devices: int) -> list:
+    cases = {k: (run, ()) for k, run in variants(problem, steps_per_call, devices).items()}
     timings = time_interleaved(cases, repeats=repeats, warmup=1, number=1)
     k = chunk_steps(problem, steps_per_call)
     rows = []
     for variant, timing in timings.items():
+        reference = REFERENCES.get(variant, "fit")
         row = record(case=name, timing=timing, dtype="float32", shapes=list(problem.sizes),
-                     reference=timings["fit"], variant=variant, batch_size=problem.batch_size,
-                     steps=problem.steps, steps_per_call=None if variant == "fit" else k)
+                     reference=timings[reference], variant=variant, batch_size=problem.batch_size,
+                     steps=problem.steps, steps_per_call=None if variant.endswith("fit") else k,
+                     devices=devices if variant.startswith("parallel") else 1)
+        row["reference"] = reference
         row["per_step_s"] = timing.median_s / problem.steps
         row["steps_per_s"] = problem.steps / timing.median_s
         rows.append(row)
@@ -129,13 +153,17 @@ def main(argv=None) -> list:
                         help="fit_batches' steps_per_call (default: its own)")
     parser.add_argument("--out", default="benchmarks/results/scale.json")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run")
+    parser.add_argument("--devices", type=int, default=jax.device_count(),
+                        help="devices of the parallel variants (default all; 1: none of them)")
     args = parser.parse_args(argv)
+    if not 1 <= args.devices <= jax.device_count():
+        parser.error(f"--devices must be in [1, {jax.device_count()}]; got {args.devices}")
     problems = chosen_cases(parser, args.cases, CASES, SMOKE, tiny=args.tiny)
     rows = []
     for name, problem in problems.items():
         print(f"case {name}: sizes {problem.sizes}, batch {problem.batch_size}, {problem.steps} steps per call",
               flush=True)
-        rows += bench_case(name, problem, 1 if args.tiny else args.repeats, args.steps_per_call)
+        rows += bench_case(name, problem, 1 if args.tiny else args.repeats, args.steps_per_call, args.devices)
         print(format_table([r for r in rows if r["case"] == name], COLUMNS), flush=True)
     if not args.tiny:
         write_json(args.out, rows)
