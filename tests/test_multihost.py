@@ -112,8 +112,14 @@ def _worker(out_dir: str, port: int, pid: int) -> None:
     except _Crash:
         pass
     scenario("resumed", mlp, None, adam, x, y, initial=path)
-    mine = _batches(x, y, (pid, 2))
+    mine, path = _batches(x, y, (pid, 2)), os.path.join(out_dir, "batches.ckpt")
     out["batches"] = _record(fnn.parallel.fit_batches(mlp, params, adam, mine, **_batch_kw(kw)))
+    try:
+        fnn.parallel.fit_batches(mlp, params, adam, mine, checkpoint=path, on_epoch=crash, **_batch_kw(kw))
+    except _Crash:
+        pass
+    out["batches_resumed"] = _record(fnn.parallel.fit_batches(mlp, None, adam, mine, initial=path,
+                                                              **_batch_kw(kw)))
     try:                                   # process 1 has one batch less
         fnn.parallel.fit_batches(mlp, params, adam, mine[:len(mine) - pid], **_batch_kw(kw))
     except ValueError as e:
@@ -176,14 +182,15 @@ def test_multihost_runs_on_2_processes_of_2_devices(runs):
     assert runs["process0"]["devices"] == runs["process1"]["devices"] == [4, 2]
 
 
-@pytest.mark.parametrize("scenario", ["replicated", "local", "bn", "resumed", "batches"])
+@pytest.mark.parametrize("scenario", ["replicated", "local", "bn", "resumed", "batches", "batches_resumed"])
 def test_multihost_fit_equals_on_every_process(runs, scenario):
     a, b = runs["process0"][scenario], runs["process1"][scenario]
     assert a == b                          # bit-identical: one program, replicated results
 
 
 @pytest.mark.parametrize("scenario,reference", [("replicated", "mlp"), ("local", "mlp"), ("bn", "bn"),
-                                                ("resumed", "mlp"), ("batches", "batches")])
+                                                ("resumed", "mlp"), ("batches", "batches"),
+                                                ("batches_resumed", "batches")])
 def test_multihost_fit_equals_single_process_4_devices(runs, scenario, reference):
     got = runs["process0"][scenario]
     assert got["epoch"] == EPOCHS
@@ -192,7 +199,7 @@ def test_multihost_fit_equals_single_process_4_devices(runs, scenario, reference
 
 def test_multihost_fit_returns_fully_addressable_results(runs):
     assert all(runs[f"process{i}"][s]["addressable"] and runs[f"process{i}"][s]["history_on_host"]
-               for i in range(2) for s in ("replicated", "local", "bn", "resumed", "batches"))
+               for i in range(2) for s in ("replicated", "local", "bn", "resumed", "batches", "batches_resumed"))
 
 
 @pytest.mark.parametrize("arg", ["batch_size", "key", "x"])
