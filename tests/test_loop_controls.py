@@ -85,6 +85,29 @@ def test_fit_on_epoch_exception_propagates_and_keeps_last_checkpoint(tmp_path):
     chex.assert_trees_all_close(saved["params"], run(epochs=3).params, atol=0, rtol=0)
 
 
+def test_fit_on_epoch_another_hook_runs_the_same_program_in_one_call():
+    traces = []
+
+    def loss(predictions, targets):
+        traces.append(1)
+        return fnn.losses.softmax_cross_entropy(predictions, targets)
+
+    run(epochs=4, loss=loss, on_epoch=lambda e, logs: None)
+    first, calls = len(traces), []
+    hooked = training._loop.build_runner
+
+    def counted(*args, **kw):
+        program = hooked(*args, **kw)
+        return lambda *a: calls.append(1) or program(*a)
+
+    training._driver.build_runner = counted
+    try:
+        r = run(epochs=4, loss=loss, on_epoch=lambda e, logs: e == 2)
+    finally:
+        training._driver.build_runner = hooked
+    assert (len(traces), len(calls), r.epoch) == (first, 1, 3)
+
+
 # --- early stopping -------------------------------------------------------------------
 
 @pytest.mark.parametrize("monitor,patience,min_delta,mode", [

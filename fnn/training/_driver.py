@@ -16,6 +16,7 @@ from fnn import _multihost
 from fnn.training import _progress
 from fnn.training import _rollback
 from fnn.training._arguments import Prepared
+from fnn.training._hooks import HookRun
 from fnn.training._loop import LoopState, build_runner, summary
 from fnn.training._resume import check_resume_needs, checkpoint_tree, resume_needs
 from fnn.training._results import FitResult, NonFiniteReport
@@ -43,12 +44,13 @@ class Interrupted(KeyboardInterrupt):
         self.result = result
 
 
-def _wait(value: jax.Array) -> np.ndarray:
+def _wait(value: jax.Array, spin_s: float = SPIN_S) -> np.ndarray:
     """``value`` on the host, waiting in short sleeps so that Ctrl-C is handled at once
     (a blocking wait inside XLA would hold the interrupt until the computation ends)."""
     # Polled without sleeping at first: a sleep gives the core away, and on a busy machine
-    # getting it back can take milliseconds, longer than a short program runs.
-    spin_until = time.perf_counter() + SPIN_S
+    # getting it back can take milliseconds, longer than a short program runs. Not while
+    # the program calls a hook: the polling holds the GIL the hook needs.
+    spin_until = time.perf_counter() + spin_s
     # is_ready: on every jax.Array at run time, missing from jax's Array stub.
     while not value.is_ready() and time.perf_counter() < spin_until:  # type: ignore[attr-defined]
         pass
@@ -175,12 +177,22 @@ def run(p: Prepared) -> FitResult:
     flags = None                   # the last call's summary, on the host
     alive = np.ones(() if members is None else (members,), bool)   # every start is all alive
 
+    # The hook runs inside the compiled loop (one call for the whole training), except
+    # on several processes: there it agrees on the stop with a collective of its own
+    # (fnn.parallel), which cannot run while the program runs: one call per epoch.
+    in_loop = p.on_epoch is not None and not _multihost.is_multiprocess()
+    per_epoch = p.on_epoch is not None and not in_loop
+    hook = HookRun(p.on_epoch if in_loop else None, all_names)
+    call = build_runner(cfg, hooked=True) if in_loop else runner
+
     def advance(state: LoopState, stop: int) -> LoopState:
         nonlocal good, flags, alive
-        after, packed = runner(state, p.hyper, p.x, p.y, x_eval, y_eval, np.int32(stop))
-        flags = _Flags.read(_wait(packed), members)
+        args = (state, p.hyper, p.x, p.y, x_eval, y_eval, np.int32(stop))
+        after, packed = call(*args, np.int32(hook.token)) if in_loop else call(*args)
+        flags = _Flags.read(_wait(packed, 0.0 if in_loop else SPIN_S), members)
         if cfg.nan_guard and np.any(alive & ~flags.alive):
-            # The runner did not donate `state`: rerun from it (only after a failure).
+            # The runner did not donate `state`: rerun from it (only after a failure),
+            # without the hook (its epochs were shown already).
             good = _rollback.update(
                 lambda s, e: runner(s, p.hyper, p.x, p.y, x_eval, y_eval, np.int32(e))[0],
                 state, after, good)
@@ -189,42 +201,43 @@ def run(p: Prepared) -> FitResult:
 
     show = _progress.default_enabled() if p.progress is None else p.progress
     try:
-        if not show and p.checkpoint is None and p.on_epoch is None:
-            state = advance(state, p.epochs)
-        else:
-            n = p.x.shape[0]
-            bar = (_progress.ProgressBar(p.epochs, steps_per_epoch=-(-n // min(cfg.batch_size, n)))
-                   if show else None)
-            epoch, chunk = p.start.epoch, 1
-            while epoch < p.epochs:
-                stop = min(epoch + chunk, p.epochs) if show else p.epochs
-                if p.on_epoch is not None:     # one epoch per call: the hook may stop
-                    stop = epoch + 1
-                if p.checkpoint is not None:
-                    stop = min(stop, (epoch // p.checkpoint_every + 1) * p.checkpoint_every)
-                t0 = time.perf_counter()
-                state = advance(state, stop)
-                done = cast(_Flags, flags).epoch   # advance just set it
-                elapsed = time.perf_counter() - t0
-                if bar is not None and done > epoch:
-                    bar.update(done, {k: float(np.nanmean(np.asarray(state.history[k])[..., done - 1]))
-                                      for k in names})
-                if done < stop and members is None and good is not None:
-                    break                      # the non-finite guard stopped the model
-                consistent, last_epoch = _rollback.apply(state, good), done
-                if p.checkpoint is not None:
-                    _save(p.checkpoint, consistent, members, done, needs)
-                if done < stop:                # early stopping (or every member failed)
-                    break
-                if p.on_epoch is not None and p.on_epoch(done - 1, _logs(state, all_names, members,
-                                                                          done - 1)) is True:
-                    break
-                if epoch > p.start.epoch:      # the first chunk included compilation
-                    # capped: chunks cut short by checkpoints must not grow without bound
-                    chunk = min(p.epochs, max(1, int(PROGRESS_INTERVAL_S * chunk / max(elapsed, 1e-9))))
-                epoch = done
-            if bar is not None:
-                bar.close()
+        with hook:
+            if not show and p.checkpoint is None and not per_epoch:
+                state = advance(state, p.epochs)
+            else:
+                n = p.x.shape[0]
+                bar = (_progress.ProgressBar(p.epochs, steps_per_epoch=-(-n // min(cfg.batch_size, n)))
+                       if show else None)
+                epoch, chunk = p.start.epoch, 1
+                while epoch < p.epochs:
+                    stop = min(epoch + chunk, p.epochs) if show else p.epochs
+                    if per_epoch:              # one epoch per call: the hook may stop
+                        stop = epoch + 1
+                    if p.checkpoint is not None:
+                        stop = min(stop, (epoch // p.checkpoint_every + 1) * p.checkpoint_every)
+                    t0 = time.perf_counter()
+                    state = advance(state, stop)
+                    done = cast(_Flags, flags).epoch   # advance just set it
+                    elapsed = time.perf_counter() - t0
+                    if bar is not None and done > epoch:
+                        bar.update(done, {k: float(np.nanmean(np.asarray(state.history[k])[..., done - 1]))
+                                          for k in names})
+                    if done < stop and members is None and good is not None:
+                        break                      # the non-finite guard stopped the model
+                    consistent, last_epoch = _rollback.apply(state, good), done
+                    if p.checkpoint is not None:
+                        _save(p.checkpoint, consistent, members, done, needs)
+                    if done < stop or hook.stopped or hook.error is not None:
+                        break                      # early stopping, every member failed, or the hook
+                    if per_epoch and p.on_epoch(done - 1, _logs(state, all_names, members, done - 1)) is True:
+                        break
+                    if epoch > p.start.epoch:      # the first chunk included compilation
+                        # capped: chunks cut short by checkpoints must not grow without bound
+                        chunk = min(p.epochs, max(1, int(PROGRESS_INTERVAL_S * chunk / max(elapsed, 1e-9))))
+                    epoch = done
+                if bar is not None:
+                    bar.close()
+            hook.raise_error()         # the hook's exception, once the checkpoint is written
     except KeyboardInterrupt:
         raise Interrupted(None if consistent is None else _result(consistent, members, last_epoch)) from None
     state = _restored(_rollback.apply(state, good), cfg.early_stopping)

@@ -25,6 +25,7 @@ from fnn import _checks
 from fnn.diagnostics import layer_grad_norms
 from fnn.training._accumulate import accumulated_epoch, group_step, tail_step
 from fnn.training._early import update_early
+from fnn.training._hooks import call_hook
 from fnn.training._keys import model_keys
 from fnn.training._order import epoch_order
 from fnn.training._score import predict, score
@@ -235,13 +236,15 @@ def summary(state: LoopState) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=64)
-def build_runner(cfg: LoopConfig) -> Callable:
+def build_runner(cfg: LoopConfig, hooked: bool = False) -> Callable:
     """``run(state, hyper, x, y, x_eval, y_eval, stop) -> (state, summary(state))``, jitted.
 
     The state is donated (updated in place) unless ``cfg.nan_guard``: then the caller
     keeps it, to rebuild the state from before a failing epoch by running again up to it.
     A single model stops at its first non-finite epoch; ensemble members that fail run on
-    (their later values are discarded).
+    (their later values are discarded). ``hooked``: ``run(..., stop, token)`` calls the
+    ``on_epoch`` hook of run ``token`` (:mod:`._hooks`) at the end of every epoch, and
+    stops after an epoch where it answered True (or raised).
     """
     step = _member_step(cfg)
     rule = cfg.early_stopping
@@ -253,7 +256,7 @@ def build_runner(cfg: LoopConfig) -> Callable:
         evaluate = _over_members(cfg, evaluate, (0, 0, None, None))
         norms = _over_members(cfg, norms, (0, 0, None, None))
 
-    def run(state: LoopState, hyper, x, y, x_eval, y_eval, stop):
+    def run(state: LoopState, hyper, x, y, x_eval, y_eval, stop, token=None):
         n = x.shape[0]
 
         def body(c: LoopState) -> LoopState:
@@ -295,7 +298,17 @@ def build_runner(cfg: LoopConfig) -> Callable:
         def cond(c: LoopState) -> jax.Array:
             return (c.epoch < stop) & jnp.any(_running(c))
 
-        state = jax.lax.while_loop(cond, body, state)
+        if not hooked:
+            state = jax.lax.while_loop(cond, body, state)
+            return state, summary(state)
+
+        def hooked_body(carry: tuple) -> tuple:
+            c = body(carry[0])
+            at = (slice(None),) * member_axes + (c.epoch - 1,)
+            return c, call_hook(token, c.epoch - 1, {k: v[at] for k, v in c.history.items()})
+
+        state, _ = jax.lax.while_loop(lambda carry: cond(carry[0]) & ~carry[1], hooked_body,
+                                      (state, jnp.asarray(False)))
         return state, summary(state)
 
     return jax.jit(run, donate_argnums=() if cfg.nan_guard else (0,))
