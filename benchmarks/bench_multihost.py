@@ -1,12 +1,15 @@
-"""Benchmark: fnn.parallel.fit on 2 processes x 2 CPU devices against 1 process x 4 devices.
+"""Benchmark: fnn.parallel.fit and fit_batches on 2 processes x 2 CPU devices against 1 process x 4.
 
 MLP 64-128-10, batch 64, Adam, 4,096 examples, 2 epochs (128 steps) per call. Both runs are the same global program on
 4 devices; the 2-process one is ``jax.distributed`` over 127.0.0.1 with gloo
 collectives (the setup of ``tests/test_multihost.py``), so every step's gradient
 all-reduce crosses a process boundary over loopback TCP. Each launch compiles once,
-then times ``--repeats`` calls of ``fit``; the launches alternate (pair, single, pair,
+then times ``--repeats`` calls of ``fit`` and of ``fit_batches`` (interleaved; NumPy
+batches of ``BATCH`` global examples, chunks of ``STEPS_PER_CALL``; on 2 processes each
+feeds its half of every batch and the processes compare every chunk, one all-gather
+per chunk); the launches alternate (pair, single, pair,
 single, ... for ``--rounds``) so drifts in machine load hit both. ``ratio`` is the
-2-process median per step over the single process's (> 1: slower). Report, not a target:
+2-process median per step over the single process's with the same trainer (> 1: slower). Report, not a target:
 CPU collectives over loopback are slow.
 
 ``--tiny`` times the same worker in this process on its own devices (no launch): a
@@ -40,13 +43,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _common import Timing, format_table, record, write_json  # noqa: E402
 
 SIZES, BATCH, N, EPOCHS = (64, 128, 10), 64, 4096, 2
+STEPS_PER_CALL = 32
 SMOKE = (4, 8, 3), 8, 32, 1
 COLUMNS = ["case", "variant", "per_step_us", "ratio", "compile_s", "repeats"]
 TIMEOUT_S = 600
 
 
 def measure(sizes, batch, n, epochs, repeats) -> dict:
-    """Compile, then time ``repeats`` calls of ``fnn.parallel.fit`` on every device."""
+    """Compile, then time ``repeats`` calls of ``fnn.parallel.fit`` and ``fit_batches`` on every
+    device: ``{trainer: {compile_s, times, steps, devices, processes}}``."""
     import jax
     import fnn
     import fnn.parallel
@@ -57,21 +62,32 @@ def measure(sizes, batch, n, epochs, repeats) -> dict:
     params = model.init(jax.random.key(1), (sizes[0],))
     opt = fnn.optimizers.adam(1e-3)
 
-    def call():
-        r = fnn.parallel.fit(model, params, opt, x, y, epochs=epochs, batch_size=batch,
-                             key=jax.random.key(2), progress=False)
-        jax.block_until_ready(r.params)
+    p, count = jax.process_index(), jax.process_count()
+    half = batch // count                      # this process's rows of every global batch
+    mine = [(x[s + p * half:s + (p + 1) * half], y[s + p * half:s + (p + 1) * half])
+            for s in range(0, n - batch + 1, batch)]
 
-    t0 = time.perf_counter()
-    call()
-    compile_s = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
+    def fit():
+        return fnn.parallel.fit(model, params, opt, x, y, epochs=epochs, batch_size=batch,
+                                key=jax.random.key(2), progress=False)
+
+    def fit_batches():
+        return fnn.parallel.fit_batches(model, params, opt, mine, epochs=epochs,
+                                        steps_per_call=STEPS_PER_CALL, progress=False)
+
+    calls = {"fit": fit, "fit_batches": fit_batches}
+    out = {}
+    for name, call in calls.items():
         t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return {"compile_s": compile_s, "times": times, "steps": epochs * -(-n // batch),
-            "devices": jax.device_count(), "processes": jax.process_count()}
+        jax.block_until_ready(call().params)
+        out[name] = {"compile_s": time.perf_counter() - t0, "times": [], "devices": jax.device_count(),
+                     "processes": count, "steps": epochs * (n // batch if name == "fit_batches" else -(-n // batch))}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(call().params)
+            out[name]["times"].append(time.perf_counter() - t0)
+    return out
 
 
 def _free_port() -> int:
@@ -142,19 +158,20 @@ def main(argv=None) -> list:
     else:
         got = _launched(args.rounds, args.repeats)
         sizes = SIZES
-    timings = {}
-    for variant, results in got.items():
-        steps = results[0]["steps"]
-        times = [t / steps for res in results for t in res["times"]]     # seconds per step
-        timings[variant] = Timing(statistics.median(res["compile_s"] for res in results), times, 1)
-    reference = timings.get("1 process x 4 devices")
     rows = []
-    for variant, timing in timings.items():
-        row = record(case=f"mlp {'-'.join(map(str, sizes))}", timing=timing, dtype="float32",
-                     shapes=list(sizes), reference=reference, variant=variant,
-                     batch_size=BATCH if not args.tiny else SMOKE[1])
-        row["per_step_s"] = timing.median_s
-        rows.append(row)
+    for trainer in ("fit", "fit_batches"):
+        timings = {}
+        for variant, results in got.items():
+            steps = results[0][trainer]["steps"]
+            times = [t / steps for res in results for t in res[trainer]["times"]]     # seconds per step
+            timings[variant] = Timing(statistics.median(res[trainer]["compile_s"] for res in results), times, 1)
+        reference = timings.get("1 process x 4 devices")
+        for variant, timing in timings.items():
+            row = record(case=f"{trainer} mlp {'-'.join(map(str, sizes))}", timing=timing, dtype="float32",
+                         shapes=list(sizes), reference=reference, variant=variant,
+                         batch_size=BATCH if not args.tiny else SMOKE[1])
+            row["per_step_s"] = timing.median_s
+            rows.append(row)
     print(format_table(rows, COLUMNS), flush=True)
     if not args.tiny:
         write_json(args.out, rows)

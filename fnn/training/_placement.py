@@ -103,5 +103,7 @@ def facts(o: FitOptions, params: Any, x: Any, y: Any, **more: Any) -> dict:
             "key": (key, "this key" if key is not None else "None"),
             "params": (params, "these params"),
             "eval_data": (jax.tree.map(shape, o.eval_data), "this eval_data"),
+            **{name: (getattr(o, name), repr(getattr(o, name)))     # they change the compiled calls
+               for name in ("grad_norms", "early_stopping", "accumulation_steps")},
             **{name: (value, repr(value)) for name, value in more.items()},
             "initial": (o.initial if isinstance(o.initial, str) else o.initial is None, "this initial")}
