@@ -1,4 +1,5 @@
-r"""Data parallelism: the same :func:`fnn.training.fit`, across every visible device.
+r"""Data parallelism: the same :func:`fnn.training.fit` (and :func:`fnn.training.fit_batches`:
+:func:`fit_batches`), across every visible device.
 
 The devices form a 1-D mesh with one axis, ``"data"``. Params, optimizer state and the
 dataset are replicated; inside the compiled loop every batch gathered from the data is

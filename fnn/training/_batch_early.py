@@ -24,7 +24,8 @@ __all__ = ["BatchEarly"]
 
 @functools.partial(jax.jit, static_argnums=0)
 def _start(rule: EarlyStopping, carry: tuple, saved: Any) -> EarlyState:
-    return init_early(rule, (), *carry, saved)
+    params, opt_state, model_state = carry
+    return init_early(rule, (), params, opt_state, model_state, saved)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -38,7 +39,7 @@ class BatchEarly:
 
     def __init__(self, rule: EarlyStopping | None, carry: tuple, saved: Any):
         self.rule = rule
-        self.state = None if rule is None else _start(rule, carry, saved)
+        self.state: Any = None if rule is None else _start(rule, carry, saved)
 
     def stops(self, epoch: int, logs: dict, carry: tuple, local: Any) -> bool:
         """Update with epoch ``epoch``'s ``logs``; True when training stops after it."""

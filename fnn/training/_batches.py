@@ -251,8 +251,8 @@ def _drive(p: Prepared, source: EpochSource, stream: Iterator, k: int, steps_don
                 carry = snapshot
                 break
             steps_done += count
-            logs = {"train_loss": float(train_loss), **{f"eval_{name}": float(v) for name, v in scores.items()
-                                                        if name != "grad_norms"}}
+            logs: dict[str, Any] = {"train_loss": float(train_loss)}
+            logs.update({f"eval_{name}": float(v) for name, v in scores.items() if name != "grad_norms"})
             if cfg.grad_norms:
                 logs["grad_norms"] = np.asarray(scores["grad_norms"])
             for name, value in logs.items():
