@@ -4,7 +4,8 @@ r"""Gradient accumulation: one optimizer update from the mean gradient of severa
 
 over the micro-batches :math:`j` of an update (sizes :math:`n_j`), all at the same params
 :math:`w`: for a model without batch statistics the gradient of one step on their
-concatenation. The sum is carried through a ``lax.scan``: one gradient buffer, not k.
+concatenation. The sum is carried from one micro-batch to the next: one gradient
+buffer, not k; small micro-batches of a model without state run as one vectorised batch.
 An optimizer's ``value_fn`` (``optax.lbfgs``'s line search) is the same mean of the
 micro-batch losses as a function of params, each micro-batch run as its step ran it.
 """
@@ -23,9 +24,47 @@ __all__ = ["group_step", "tail_step", "accumulated_epoch"]
 Params = Any
 
 
+# Stacked micro-batches of a model without state of up to VECTORIZE_MAX_BYTES of data
+# are run as one vectorised batch (vmap over the micro-batches: one pass over k b rows,
+# the gradient of the mean of their losses): at such sizes XLA's per-op cost, paid once
+# per micro-batch otherwise, dominates, and the k b rows' activations take little
+# memory. Larger ones (and general models, whose state runs through the micro-batches)
+# take one micro-batch after the other, unrolled up to UNROLL_MAX_STEPS (no inner loop
+# to run; the timings are in benchmarks/README.md), scanned beyond.
+VECTORIZE_MAX_BYTES = 64 * 1024
+UNROLL_MAX_STEPS = 8
+
+
+def _vectorized(model: Model, xs: jax.Array, ys: jax.Array) -> bool:
+    return not model.general and xs.nbytes + ys.nbytes <= VECTORIZE_MAX_BYTES
+
+
+def _vectorized_losses(model: Model, loss: Callable, state: Any, xs: jax.Array,
+                       ys: jax.Array) -> Callable[[Params], jax.Array]:
+    """``params -> losses (k,)`` of stacked micro-batches, as one batch of k b rows."""
+    return lambda p: jax.vmap(lambda xb, yb: objective(model, loss, state, xb, yb, None)(p)[0])(xs, ys)
+
+
 def _mean_of_stacked(model: Model, loss: Callable, params: Params, state: Any, xs: jax.Array,
                      ys: jax.Array, keys: Any):
     """Micro-batches stacked ``(k, batch, ...)`` of equal size: the plain mean of their gradients."""
+    k = xs.shape[0]
+    if _vectorized(model, xs, ys):
+        def mean_loss(p):
+            losses = _vectorized_losses(model, loss, state, xs, ys)(p)
+            return jnp.mean(losses), losses
+        (value, losses), grads = jax.value_and_grad(mean_loss, has_aux=True)(params)
+        return grads, value, state, losses
+    if k <= UNROLL_MAX_STEPS:
+        total, parts = None, []
+        for j in range(k):
+            value, g, state = gradients(model, loss, params, state, xs[j], ys[j],
+                                        None if keys is None else keys[j])
+            total = g if total is None else jax.tree.map(jnp.add, total, g)
+            parts.append(value)
+        losses = jnp.stack(parts)
+        return jax.tree.map(lambda g: g / k, total), jnp.mean(losses), state, losses
+
     def micro(c, b):
         total, st = c
         xb, yb, kb = b
@@ -34,13 +73,16 @@ def _mean_of_stacked(model: Model, loss: Callable, params: Params, state: Any, x
 
     zero = jax.tree.map(jnp.zeros_like, params)
     (total, state), losses = jax.lax.scan(micro, (zero, state), (xs, ys, keys))
-    k = xs.shape[0]
     return jax.tree.map(lambda g: g / k, total), jnp.mean(losses), state, losses
 
 
 def _stacked_value_fn(model: Model, loss: Callable, state: Any, xs: jax.Array, ys: jax.Array,
                       keys: Any) -> Callable[[Params], jax.Array]:
     """``params -> mean loss`` of the stacked micro-batches, run as the step runs them."""
+    if _vectorized(model, xs, ys):
+        losses_of = _vectorized_losses(model, loss, state, xs, ys)
+        return lambda p: jnp.mean(losses_of(p))
+
     def value_fn(p):
         def micro(st, b):
             value, st = objective(model, loss, st, *b)(p)
