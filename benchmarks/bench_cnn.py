@@ -25,22 +25,21 @@ Variants, timed interleaved (round-robin, rotated each repeat) in one process, o
 program) over the measured time. The default run is short (the machine is shared);
 raise ``--repeats`` and ``--steps`` on a quiet machine.
 
-Measured on the shared 2-core CPU machine under load (digits, per step, 4 steps, medians
-of 3): the ``scan`` (``lax.conv_general_dilated`` inside ``lax.scan``) takes 2.2-2.7 s,
-the ``step`` jitted alone 90 ms. The cause: XLA:CPU's ``ConvCanonicalization`` pass,
-which rewrites convolutions into the form its Eigen kernels take, visits the entry
-computation only, so inside a while body the backward pass's convolutions (the kernel
-gradient with batch and channels swapped, the input gradient with a reversed
-``(out, in)`` kernel) run as naive loop nests (jax-ml/jax#12868). ``fnn.layers.conv``
-therefore lowers on CPU to im2col + one GEMM (``fnn/layers/_patches.py``): ``fit`` went
-from 2.3 s to 0.11 s a step (1.2x the ``step``, 1.27x flax.linen, 1.13x Keras); on mnist
-(2 steps) the scan takes 46.9 s a step, ``fit`` 1.45 s, the ``step`` 1.40 s, flax.linen
-1.29 s, Keras 1.10 s (table in benchmarks/README.md).
+Why the ``scan`` is slow (2.2-2.7 s a step on digits, 47 s on mnist, against ~30 ms and
+~0.4-0.6 s for the ``step``): XLA:CPU's ``ConvCanonicalization`` pass, which rewrites
+convolutions into the form its fast kernels take, visits the entry computation only,
+so inside a while body the backward pass's convolutions (the kernel gradient with batch
+and channels swapped, the input gradient with a reversed ``(out, in)`` kernel) run as
+naive loop nests (jax-ml/jax#12868). ``fnn.layers.conv`` therefore writes its CPU
+backward convolutions out in canonical form (``fnn/layers/_conv_canonical.py``); ``fit``
+runs at 0.95x the ``step`` on digits and 0.84x on mnist, level with or ahead of the
+peers (table in benchmarks/README.md). ``--no-scan`` leaves the scan out (ratios over
+the ``step``).
 
 Run::
 
     python benchmarks/bench_cnn.py                 # both cases, about a minute or two
-    python benchmarks/bench_cnn.py --cases mnist --repeats 15
+    python benchmarks/bench_cnn.py --cases mnist --steps 4 --no-scan
     python benchmarks/bench_cnn.py --tiny          # seconds (smoke test)
     python benchmarks/bench_cnn.py --cases digits --steps 4 --repeats 3 --peers flax.linen,keras
 """
@@ -92,10 +91,10 @@ def _flops(fn, args) -> float | None:
     return float(cost["flops"]) if cost and "flops" in cost else None
 
 
-def variants(problem: peers.CNNProblem, with_peers: bool) -> dict:
+def variants(problem: peers.CNNProblem, with_peers: bool, with_scan: bool = True) -> dict:
     convs, conv_args = peers.convs_alone(problem)
-    out = {"scan": (peers.hand_scan(problem), ()), "step": (peers.hand_step(problem), ()),
-           "fit": (peers.fnn_fit(problem), ()), "convs": (convs, conv_args)}
+    out = {"scan": (peers.hand_scan(problem), ())} if with_scan else {}
+    out |= {"step": (peers.hand_step(problem), ()), "fit": (peers.fnn_fit(problem), ()), "convs": (convs, conv_args)}
     if with_peers:
         for name, build in peers.PEERS.items():
             if with_peers is not True and name not in with_peers:
@@ -108,9 +107,10 @@ def variants(problem: peers.CNNProblem, with_peers: bool) -> dict:
     return out
 
 
-def bench_case(name: str, problem: peers.CNNProblem, repeats: int, with_peers: bool) -> list:
-    cases = variants(problem, with_peers)
+def bench_case(name: str, problem: peers.CNNProblem, repeats: int, with_peers: bool, with_scan: bool = True) -> list:
+    cases = variants(problem, with_peers, with_scan)
     timings = time_interleaved(cases, repeats=repeats, warmup=1, number=1)
+    reference = timings["scan" if with_scan else "step"]
     flops = step_flops(problem)
     conv_flops = _flops(*cases["convs"])
     rows = []
@@ -118,10 +118,10 @@ def bench_case(name: str, problem: peers.CNNProblem, repeats: int, with_peers: b
         steps = 1 if variant == "convs" else problem.steps
         row = record(case=name, timing=timing, dtype="float32", shapes=[list(problem.image), list(problem.channels),
                                                                         list(problem.dense)],
-                     reference=timings["scan"], variant=variant, batch_size=problem.batch_size, steps=steps,
+                     reference=reference, variant=variant, batch_size=problem.batch_size, steps=steps,
                      flops=(conv_flops if variant == "convs" else (flops or 0) * steps) or None)
         row["per_step_s"] = timing.median_s / steps
-        row["ratio"] = row["per_step_s"] / (timings["scan"].median_s / problem.steps)
+        row["ratio"] = row["per_step_s"] / (reference.median_s / problem.steps)
         row["vs_step"] = row["per_step_s"] / (timings["step"].median_s / problem.steps)
         rows.append(row)
     return rows
@@ -135,6 +135,7 @@ def main(argv=None) -> list:
     parser.add_argument("--no-peers", action="store_true", help="only fnn, the scan, the step and the convs")
     parser.add_argument("--peers", default=None, help=f"comma-separated subset of {','.join(peers.PEERS)}")
     parser.add_argument("--out", default="benchmarks/results/cnn.json")
+    parser.add_argument("--no-scan", action="store_true", help="leave out the (slow) scan; ratios then over the step")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run (no peers)")
     args = parser.parse_args(argv)
     problems = chosen_cases(parser, args.cases, CASES, SMOKE, tiny=args.tiny,
@@ -144,7 +145,7 @@ def main(argv=None) -> list:
         print(f"case {name}: image {problem.image}, conv {problem.channels}, dense {problem.dense}, "
               f"batch {problem.batch_size}, {problem.steps} steps per unit", flush=True)
         with_peers = not (args.tiny or args.no_peers) and (set(args.peers.split(",")) if args.peers else True)
-        rows += bench_case(name, problem, 1 if args.tiny else args.repeats, with_peers)
+        rows += bench_case(name, problem, 1 if args.tiny else args.repeats, with_peers, not args.no_scan)
         print(format_table([r for r in rows if r["case"] == name], COLUMNS), flush=True)
     write_json(args.out, rows, load_note="timed on a machine shared with other jobs")
     return rows
