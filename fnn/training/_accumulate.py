@@ -30,13 +30,17 @@ Params = Any
 # per micro-batch otherwise, dominates, and the k b rows' activations take little
 # memory. Larger ones (and general models, whose state runs through the micro-batches)
 # take one micro-batch after the other, unrolled up to UNROLL_MAX_STEPS (no inner loop
-# to run; the timings are in benchmarks/README.md), scanned beyond.
+# to run), scanned beyond; so do micro-batches under VECTORIZE_MIN_ROWS rows, which
+# XLA's CPU backend ran faster one after the other than as one batch (timings:
+# benchmarks/README.md).
 VECTORIZE_MAX_BYTES = 64 * 1024
+VECTORIZE_MIN_ROWS = 8
 UNROLL_MAX_STEPS = 8
 
 
 def _vectorized(model: Model, xs: jax.Array, ys: jax.Array) -> bool:
-    return not model.general and xs.nbytes + ys.nbytes <= VECTORIZE_MAX_BYTES
+    return (not model.general and xs.shape[1] >= VECTORIZE_MIN_ROWS
+            and xs.nbytes + ys.nbytes <= VECTORIZE_MAX_BYTES)
 
 
 def _vectorized_losses(model: Model, loss: Callable, state: Any, xs: jax.Array,
