@@ -101,7 +101,7 @@ def variants(problem: _peers.Problem, python_loops: bool) -> dict:
         "fit[shuffle=False]": _peers.fnn_fit(problem, shuffle=False),
         "fit[shuffle=feistel]": _peers.fnn_fit(problem, shuffle="feistel"),
         # Loop controls (issue 14): early stopping that never triggers, a hook that never
-        # stops (one call per epoch), and accumulation of 4 quarter batches (same examples
+        # stops (called inside the loop), and accumulation of 4 quarter batches (same examples
         # per update and per epoch as "fit").
         "fit[early stopping]": _peers.fnn_fit(problem, early_stopping=fnn.training.EarlyStopping(
             "train_loss", patience=10**9)),

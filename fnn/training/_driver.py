@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Mapping, NamedTuple, cast
+from typing import Any, Callable, Mapping, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -229,7 +229,8 @@ def run(p: Prepared) -> FitResult:
                         _save(p.checkpoint, consistent, members, done, needs)
                     if done < stop or hook.stopped or hook.error is not None:
                         break                      # early stopping, every member failed, or the hook
-                    if per_epoch and p.on_epoch(done - 1, _logs(state, all_names, members, done - 1)) is True:
+                    if per_epoch and cast(Callable, p.on_epoch)(
+                            done - 1, _logs(state, all_names, members, done - 1)) is True:
                         break
                     if epoch > p.start.epoch:      # the first chunk included compilation
                         # capped: chunks cut short by checkpoints must not grow without bound

@@ -106,8 +106,8 @@ def fit(model: Any, params: Params, optimizer: Any, x: Any, y: Any, *,
         from inside the compiled loop (an ordered ``io_callback`` at each epoch's end,
         its answer in the loop's condition): training stays one call, and a hook costs
         one device-to-host transfer of the epoch's values and one Python call per epoch
-        (0.05-0.2 ms on a busy CPU: noticeable only for epochs of a few milliseconds). On
-        several processes (:func:`fnn.parallel.fit`) the processes agree on each stop,
+        (0.05-0.9 ms measured on a loaded 2-core CPU: noticeable only for epochs of a
+        few milliseconds). On several processes (:func:`fnn.parallel.fit`) the processes agree on each stop,
         so there it costs one call of the compiled loop per epoch.
         Adapters, for example::
 

@@ -35,7 +35,7 @@ class HookRun:
     hook returned ``True``; ``error``: what it raised (the loop stopped after that epoch).
     """
 
-    def __init__(self, hook: Callable, names: list):
+    def __init__(self, hook: Callable | None, names: list):
         self.hook, self.names = hook, list(names)
         self.stopped = False
         self.error: BaseException | None = None
@@ -60,7 +60,7 @@ class HookRun:
         logs = {k: float(v) if np.ndim(v) == 0 else np.array(v) for k, v in
                 ((k, values[k]) for k in self.names)}
         try:
-            self.stopped = self.hook(int(epoch), logs) is True
+            self.stopped = self.hook is not None and self.hook(int(epoch), logs) is True
         except BaseException as error:    # raised by the driver after the program returns
             self.error = error
         return np.bool_(self.stopped or self.error is not None)
