@@ -30,11 +30,10 @@ Why the ``scan`` is slow (2.2-2.7 s a step on digits, 47 s on mnist, against ~30
 convolutions into the form its fast kernels take, visits the entry computation only,
 so inside a while body the backward pass's convolutions (the kernel gradient with batch
 and channels swapped, the input gradient with a reversed ``(out, in)`` kernel) run as
-naive loop nests (jax-ml/jax#12868). ``fnn.layers.conv`` therefore writes its CPU
-backward convolutions out in canonical form (``fnn/layers/_conv_canonical.py``); ``fit``
-runs at 0.95x the ``step`` on digits and 0.84x on mnist, level with or ahead of the
-peers (table in benchmarks/README.md). ``--no-scan`` leaves the scan out (ratios over
-the ``step``).
+naive loop nests (jax-ml/jax#12868). ``fnn.layers.conv`` therefore lowers on CPU to
+im2col + one GEMM (``fnn/layers/_patches.py``), which also stays a (batched) GEMM under
+``vmap``, as in ``fit_ensemble`` (table and the canonical-convolution alternative in
+benchmarks/README.md). ``--no-scan`` leaves the scan out (ratios over the ``step``).
 
 Run::
 

@@ -14,7 +14,7 @@ from fnn import _checks
 from fnn import initializers as _initializers
 from fnn._cache import same_object_for_same_arguments
 from fnn.layers._core import Layer, compiles_exactly, example_shape
-from fnn.layers._conv_canonical import canonical_conv, plain_conv
+from fnn.layers._patches import conv_by_matmul
 from fnn.layers._registry import named
 
 __all__ = ["conv", "conv_apply", "spatial_tuple", "check_padding"]
@@ -44,6 +44,19 @@ def check_padding(fn: str, padding: Any, n: int) -> str | tuple[tuple[int, int],
         _checks.fail(fn, "padding", f"be 'SAME', 'VALID' or {n} pairs (low, high) of non-negative ints",
                      repr(padding))
     return pairs
+
+
+def _dimension_numbers(n: int) -> jax.lax.ConvDimensionNumbers:
+    # Channels-last: lhs (N, spatial..., C), rhs (spatial..., in, out), out like lhs.
+    spatial = tuple(range(1, n + 1))
+    return jax.lax.ConvDimensionNumbers(lhs_spec=(0, n + 1) + spatial, rhs_spec=(n + 1, n) + tuple(range(n)),
+                                        out_spec=(0, n + 1) + spatial)
+
+
+def _lax_conv(x: jax.Array, w: jax.Array, *, strides: tuple[int, ...], pads: tuple[tuple[int, int], ...],
+              dilation: tuple[int, ...]) -> jax.Array:
+    return jax.lax.conv_general_dilated(x, w, window_strides=strides, padding=pads, rhs_dilation=dilation,
+                                        dimension_numbers=_dimension_numbers(len(strides)))
 
 
 def conv_apply(params: Mapping, x: ArrayLike, *, strides: tuple[int, ...], padding: Any,
@@ -76,10 +89,9 @@ def conv_apply(params: Mapping, x: ArrayLike, *, strides: tuple[int, ...], paddi
     pads = jax.lax.padtype_to_pads(spatial, reach, strides, padding) if isinstance(padding, str) else padding
     options: dict[str, Any] = dict(strides=tuple(strides), pads=tuple(map(tuple, pads)),
                                    dilation=tuple(dilation))
-    # On CPU with hand-written canonical backward convolutions: XLA:CPU runs the ones JAX's
-    # transpose rules emit naively inside loops (see _conv_canonical).
-    y = jax.lax.platform_dependent(lhs, w.astype(dtype), cpu=functools.partial(canonical_conv, **options),
-                                   default=functools.partial(plain_conv, **options))
+    # On CPU as im2col + GEMM: lax's convolution is fast there only outside loops (see _patches).
+    y = jax.lax.platform_dependent(lhs, w.astype(dtype), cpu=functools.partial(conv_by_matmul, **options),
+                                   default=functools.partial(_lax_conv, **options))
     y = y + b.astype(dtype)
     return y.reshape(batch + y.shape[1:])
 
@@ -103,13 +115,10 @@ def conv(features: int, kernel_size: Sequence[int], *, strides: int | Sequence[i
     ``features``; positions outside ``x`` read 0 (padding). Output size per axis:
     ``ceil(size / s)`` with ``"SAME"``, ``ceil((size - d (k - 1)) / s)`` with
     ``"VALID"``. It is cross-correlation (no kernel flip), as in every NN library.
-    It runs as ``lax.conv_general_dilated``. On CPU its reverse mode is two
-    hand-written convolutions in the layout XLA:CPU's Eigen kernels take (the ones JAX
-    derives run as naive loop nests inside loops such as ``fit``'s, jax-ml/jax#12868:
-    20 times slower on the digits CNN); forward mode (``jax.jvp``) works as usual.
-    bfloat16 convolutions compute in float32 on CPU (XLA upcasts them), float64 ones
-    run XLA's own loops. Memory: the forward pass keeps ``x`` for the backward pass,
-    which makes one transposed copy of ``x`` and of the output gradient.
+    On CPU it runs as the window's taps stacked side by side times the reshaped kernel
+    (im2col, one matrix product), elsewhere as ``lax.conv_general_dilated``: XLA:CPU
+    runs the backward pass's convolutions naively inside loops such as ``fit``'s
+    (jax-ml/jax#12868), 20 times slower on the digits CNN.
 
     Params: ``{"w": kernel_size + (in, features), "b": (features,)}``, ``in =
     input_shape[-1]`` (Keras/flax layout; PyTorch stores ``(out, in, *kernel_size)``:
