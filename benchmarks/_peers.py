@@ -55,11 +55,11 @@ class Problem:
         return total
 
 
-def _xent(logits, y):
+def xent(logits, y):
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
-def _raw_mlp(problem: Problem):
+def raw_mlp(problem: Problem):
     def init(key):
         params = []
         for a, b in zip(problem.sizes[:-1], problem.sizes[1:]):
@@ -75,7 +75,7 @@ def _raw_mlp(problem: Problem):
     return init, apply
 
 
-def _python_loop(problem: Problem, step: Callable, state: Callable) -> Callable:
+def python_loop(problem: Problem, step: Callable, state: Callable) -> Callable:
     """``for epoch: for batch: state = step(*state, x, y)``; each run() trains on."""
     batches = problem.batches()
     held = [state()]            # built once: no variant pays for init inside the timing
@@ -93,7 +93,12 @@ def _python_loop(problem: Problem, step: Callable, state: Callable) -> Callable:
 
 def hand_scan(problem: Problem) -> Callable:
     """Hand-written JAX: one jitted epoch = permutation + lax.scan over batches."""
-    init, apply = _raw_mlp(problem)
+    return scanned_epochs(problem, *raw_mlp(problem))
+
+
+def scanned_epochs(problem, init: Callable, apply: Callable) -> Callable:
+    """The hand-written reference for any ``apply(params, x)``: a jitted epoch (permutation +
+    ``lax.scan`` over batches, optax Adam), called once per epoch; each run() trains on."""
     opt = optax.adam(LR)
     x, y = problem.data()
     bs, steps = problem.batch_size, problem.steps
@@ -104,7 +109,7 @@ def hand_scan(problem: Problem) -> Callable:
 
         def body(carry, i):
             params, opt_state = carry
-            loss, grads = jax.value_and_grad(lambda p: _xent(apply(p, x[i]), y[i]))(params)
+            loss, grads = jax.value_and_grad(lambda p: xent(apply(p, x[i]), y[i]))(params)
             updates, opt_state = opt.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -124,14 +129,14 @@ def hand_scan(problem: Problem) -> Callable:
     return run
 
 
-def _apply_init_loop(problem: Problem, apply: Callable, init_params: Callable) -> Callable:
+def apply_init_loop(problem: Problem, apply: Callable, init_params: Callable) -> Callable:
     """The idiom shared by raw JAX, stax, flax.linen and haiku: pure apply(params, x),
     optax.adam, a jitted step without donation, a Python loop over batches."""
     opt = optax.adam(LR)
 
     @jax.jit
     def step(params, opt_state, x, y):
-        grads = jax.grad(lambda p: _xent(apply(p, x), y))(params)
+        grads = jax.grad(lambda p: xent(apply(p, x), y))(params)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
@@ -139,18 +144,18 @@ def _apply_init_loop(problem: Problem, apply: Callable, init_params: Callable) -
         params = init_params()
         return params, opt.init(params)
 
-    return _python_loop(problem, step, state)
+    return python_loop(problem, step, state)
 
 
 def hand_jit_step(problem: Problem) -> Callable:
     """Hand-written JAX: a jitted step (no donation) called from a Python loop."""
-    init, apply = _raw_mlp(problem)
-    return _apply_init_loop(problem, apply, lambda: init(jax.random.key(1)))
+    init, apply = raw_mlp(problem)
+    return apply_init_loop(problem, apply, lambda: init(jax.random.key(1)))
 
 
 def gemms_alone(problem: Problem) -> Callable:
     """The limit: only the matmuls of forward and backward, in a lax.scan like fit's."""
-    init, _ = _raw_mlp(problem)
+    init, _ = raw_mlp(problem)
     x, _ = problem.data()
     bs, steps = problem.batch_size, problem.steps
 
@@ -219,7 +224,7 @@ def fnn_train_step(problem: Problem) -> Callable:
         params, opt_state, _ = step(params, opt_state, x, y)
         return params, opt_state
 
-    return _python_loop(problem, two, state)
+    return python_loop(problem, two, state)
 
 
 def stax_loop(problem: Problem) -> Callable:
@@ -229,7 +234,7 @@ def stax_loop(problem: Problem) -> Callable:
     for f in problem.sizes[1:-1]:
         layers += [stax.Dense(f), stax.Relu]
     init_fn, apply_fn = stax.serial(*layers, stax.Dense(problem.sizes[-1]))
-    return _apply_init_loop(problem, apply_fn,
+    return apply_init_loop(problem, apply_fn,
                             lambda: init_fn(jax.random.key(1), (-1, problem.sizes[0]))[1])
 
 
@@ -248,7 +253,7 @@ def flax_linen_loop(problem: Problem) -> Callable | None:
             return nn.Dense(self.features[-1])(x)
 
     model = MLP(tuple(problem.sizes[1:]))
-    return _apply_init_loop(problem, model.apply, lambda: model.init(
+    return apply_init_loop(problem, model.apply, lambda: model.init(
         jax.random.key(1), jnp.zeros((1, problem.sizes[0]))))
 
 
@@ -258,7 +263,7 @@ def haiku_loop(problem: Problem) -> Callable | None:
     import haiku as hk
 
     net = hk.without_apply_rng(hk.transform(lambda x: hk.nets.MLP(list(problem.sizes[1:]))(x)))
-    return _apply_init_loop(problem, net.apply, lambda: net.init(
+    return apply_init_loop(problem, net.apply, lambda: net.init(
         jax.random.key(1), jnp.zeros((1, problem.sizes[0]))))
 
 
@@ -273,7 +278,7 @@ def equinox_loop(problem: Problem) -> Callable | None:
     opt = optax.adam(LR)
 
     def loss_fn(model, x, y):
-        return _xent(jax.vmap(model)(x), y)
+        return xent(jax.vmap(model)(x), y)
 
     @eqx.filter_jit
     def step(model, opt_state, x, y):
@@ -286,7 +291,7 @@ def equinox_loop(problem: Problem) -> Callable | None:
                            activation=jax.nn.relu, key=jax.random.key(1))
         return model, opt.init(eqx.filter(model, eqx.is_array))
 
-    return _python_loop(problem, step, state)
+    return python_loop(problem, step, state)
 
 
 def flax_nnx_loop(problem: Problem) -> Callable | None:
@@ -308,7 +313,7 @@ def flax_nnx_loop(problem: Problem) -> Callable | None:
 
     @nnx.jit
     def update(model, optimizer, x, y):       # nnx updates model and optimizer in place
-        grads = nnx.grad(lambda m: _xent(m(x), y))(model)
+        grads = nnx.grad(lambda m: xent(m(x), y))(model)
         optimizer.update(model, grads)
 
     def step(model, optimizer, x, y):
@@ -319,7 +324,7 @@ def flax_nnx_loop(problem: Problem) -> Callable | None:
         model = MLP(nnx.Rngs(1))
         return model, nnx.Optimizer(model, optax.adam(LR), wrt=nnx.Param)
 
-    return _python_loop(problem, step, state)
+    return python_loop(problem, step, state)
 
 
 PEERS = {

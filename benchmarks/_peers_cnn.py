@@ -56,11 +56,7 @@ class CNNProblem:
         return (h // 2) * (w // 2) * self.channels[-1]
 
 
-def _xent(logits, y):
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-
-def _raw(problem: CNNProblem):
+def raw_cnn(problem: CNNProblem):
     """Hand-written params and forward over lax.conv_general_dilated."""
     def init(key):
         params, c_in = [], problem.image[-1]
@@ -92,39 +88,13 @@ def _raw(problem: CNNProblem):
 
 def hand_scan(problem: CNNProblem) -> Callable:
     """Hand-written JAX: one jitted epoch, a lax.scan over batches, optax Adam."""
-    init, apply = _raw(problem)
-    opt = optax.adam(LR)
-    x, y = problem.data()
-    bs = problem.batch_size
-
-    @jax.jit
-    def epoch(params, opt_state, key, x, y):
-        idx = jax.random.permutation(key, problem.n).reshape(problem.steps, bs)
-
-        def body(carry, i):
-            params, opt_state = carry
-            loss, grads = jax.value_and_grad(lambda p: _xent(apply(p, x[i]), y[i]))(params)
-            updates, opt_state = opt.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), idx)
-        return params, opt_state, losses.mean()
-
-    params = init(jax.random.key(1))
-    held = [(params, opt.init(params))]
-
-    def run():
-        params, opt_state, loss = epoch(*held[0][:2], jax.random.key(0), x, y)
-        held[0] = (params, opt_state)
-        return loss
-
-    return run
+    return _peers.scanned_epochs(problem, *raw_cnn(problem))
 
 
 def hand_step(problem: CNNProblem) -> Callable:
     """The same hand-written step jitted alone, called per batch from Python (no loop around the convs)."""
-    init, apply = _raw(problem)
-    return _peers._apply_init_loop(problem, apply, lambda: init(jax.random.key(1)))  # noqa: SLF001
+    init, apply = raw_cnn(problem)
+    return _peers.apply_init_loop(problem, apply, lambda: init(jax.random.key(1)))
 
 
 def fnn_model(problem: CNNProblem):
@@ -150,7 +120,7 @@ def fnn_fit(problem: CNNProblem) -> Callable:
 
 def convs_alone(problem: CNNProblem):
     """Forward + backward of the conv layers only (the same shapes), for the FLOP-rate ceiling."""
-    init, _ = _raw(problem)
+    init, _ = raw_cnn(problem)
     convs = init(jax.random.key(1))[:len(problem.channels)]
     x = problem.data()[0][:problem.batch_size]
 
@@ -161,20 +131,6 @@ def convs_alone(problem: CNNProblem):
 
     fn = jax.jit(jax.grad(forward, argnums=(0, 1)))
     return fn, (convs, x)
-
-
-def _python_loop(problem: CNNProblem, step: Callable, state: Callable) -> Callable:
-    batches = problem.batches()
-    held = [state()]
-
-    def run():
-        a, b = held[0]
-        for xb, yb in batches:
-            a, b = step(a, b, xb, yb)
-        held[0] = (a, b)
-        return a
-
-    return run
 
 
 def flax_linen_loop(problem: CNNProblem) -> Callable | None:
@@ -196,7 +152,7 @@ def flax_linen_loop(problem: CNNProblem) -> Callable | None:
 
     model = CNN()
     init = lambda: model.init(jax.random.key(1), jnp.zeros((1,) + problem.image))  # noqa: E731
-    return _peers._apply_init_loop(problem, model.apply, init)  # noqa: SLF001
+    return _peers.apply_init_loop(problem, model.apply, init)
 
 
 def flax_nnx_loop(problem: CNNProblem) -> Callable | None:
@@ -225,7 +181,7 @@ def flax_nnx_loop(problem: CNNProblem) -> Callable | None:
 
     @nnx.jit
     def update(model, optimizer, x, y):
-        grads = nnx.grad(lambda m: _xent(m(x), y))(model)
+        grads = nnx.grad(lambda m: _peers.xent(m(x), y))(model)
         optimizer.update(model, grads)
 
     def step(model, optimizer, x, y):
@@ -236,7 +192,7 @@ def flax_nnx_loop(problem: CNNProblem) -> Callable | None:
         model = CNN(nnx.Rngs(1))
         return model, nnx.Optimizer(model, optax.adam(LR), wrt=nnx.Param)
 
-    return _python_loop(problem, step, state)
+    return _peers.python_loop(problem, step, state)
 
 
 def equinox_loop(problem: CNNProblem) -> Callable | None:
@@ -262,7 +218,7 @@ def equinox_loop(problem: CNNProblem) -> Callable | None:
 
     @eqx.filter_jit
     def step(model, opt_state, x, y):
-        grads = eqx.filter_grad(lambda m: _xent(jax.vmap(m)(jnp.moveaxis(x, -1, 1)), y))(model)
+        grads = eqx.filter_grad(lambda m: _peers.xent(jax.vmap(m)(jnp.moveaxis(x, -1, 1)), y))(model)
         updates, opt_state = opt.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         return eqx.apply_updates(model, updates), opt_state
 
@@ -270,7 +226,7 @@ def equinox_loop(problem: CNNProblem) -> Callable | None:
         model = build(jax.random.key(1))
         return model, opt.init(eqx.filter(model, eqx.is_array))
 
-    return _python_loop(problem, step, state)
+    return _peers.python_loop(problem, step, state)
 
 
 def torch_loop(problem: CNNProblem) -> Callable | None:

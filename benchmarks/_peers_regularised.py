@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 import fnn
-from _peers import LR, Problem, _python_loop, _xent
+from _peers import LR, Problem, python_loop, xent
 
 RATE = 0.2
 MOMENTUM = 0.99
@@ -82,7 +82,7 @@ def hand_scan(problem: Problem) -> Callable:
             params, opt_state, stats = carry
             k = jax.random.fold_in(dropout, i[0])
             (loss, stats), grads = jax.value_and_grad(
-                lambda p: (lambda out: (_xent(out[0], y[i]), out[1]))(apply(p, stats, x[i], k)),
+                lambda p: (lambda out: (xent(out[0], y[i]), out[1]))(apply(p, stats, x[i], k)),
                 has_aux=True)(params)
             updates, opt_state = opt.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state, stats), loss
@@ -130,7 +130,7 @@ def flax_linen_loop(problem: Problem) -> Callable | None:
         def loss_fn(p):
             logits, updates = model.apply({"params": p, "batch_stats": batch_stats}, x, train=True,
                                           rngs={"dropout": sub}, mutable=["batch_stats"])
-            return _xent(logits, y), updates["batch_stats"]
+            return xent(logits, y), updates["batch_stats"]
 
         (_, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
@@ -144,7 +144,7 @@ def flax_linen_loop(problem: Problem) -> Callable | None:
     def four(params, batch_stats, opt_state, key, x, y):
         return step(params, batch_stats, opt_state, key, x, y)
 
-    return _python_loop(problem, four, state)
+    return python_loop(problem, four, state)
 
 
 def equinox_loop(problem: Problem) -> Callable | None:
@@ -184,7 +184,7 @@ def equinox_loop(problem: Problem) -> Callable | None:
             keys = jax.random.split(sub, x.shape[0])
             logits, new_state = jax.vmap(m, axis_name="batch", in_axes=(0, None, 0),
                                          out_axes=(0, None))(x, state, keys)
-            return _xent(logits, y), new_state
+            return xent(logits, y), new_state
 
         (_, state), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model)
         updates, opt_state = opt.update(grads, opt_state, eqx.filter(model, eqx.is_array))
@@ -194,7 +194,7 @@ def equinox_loop(problem: Problem) -> Callable | None:
         model, st = eqx.nn.make_with_state(MLP)(jax.random.key(1))
         return model, st, opt.init(eqx.filter(model, eqx.is_array)), jax.random.key(2)
 
-    return _python_loop(problem, step, state)
+    return python_loop(problem, step, state)
 
 
 PEERS = {"flax.linen": flax_linen_loop, "equinox": equinox_loop}

@@ -56,6 +56,7 @@ import jax  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import _peers  # noqa: E402
 import _peers_cnn as peers  # noqa: E402
 from _common import chosen_cases, format_table, record, time_interleaved, write_json  # noqa: E402
 
@@ -69,7 +70,7 @@ COLUMNS = ["case", "variant", "per_step_us", "ratio", "vs_step", "gflop_per_s", 
 
 def step_flops(problem: peers.CNNProblem) -> float | None:
     """FLOPs of one hand-written training step (forward, backward, Adam) by XLA's cost analysis."""
-    init, apply = peers._raw(problem)  # noqa: SLF001 (a module of this folder)
+    init, apply = peers.raw_cnn(problem)
     import optax
 
     opt = optax.adam(peers.LR)
@@ -77,7 +78,7 @@ def step_flops(problem: peers.CNNProblem) -> float | None:
     x, y = (a[:problem.batch_size] for a in problem.data())
 
     def step(params, opt_state, x, y):
-        grads = jax.grad(lambda p: peers._xent(apply(p, x), y))(params)  # noqa: SLF001
+        grads = jax.grad(lambda p: _peers.xent(apply(p, x), y))(params)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 

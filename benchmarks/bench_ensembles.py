@@ -69,7 +69,7 @@ def ensemble(problem: _peers.Problem, k: int):
 
 
 def vmap_own_order(problem: _peers.Problem, k: int):
-    init, apply = _peers._raw_mlp(problem)
+    init, apply = _peers.raw_mlp(problem)
     opt = optax.adam(_peers.LR)
     x, y = problem.data()
     bs, steps = problem.batch_size, problem.steps
@@ -79,7 +79,7 @@ def vmap_own_order(problem: _peers.Problem, k: int):
 
         def body(carry, i):
             params, opt_state = carry
-            grads = jax.grad(lambda p: _peers._xent(apply(p, x[i]), y[i]))(params)
+            grads = jax.grad(lambda p: _peers.xent(apply(p, x[i]), y[i]))(params)
             updates, opt_state = opt.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), None
 
