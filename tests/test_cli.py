@@ -17,6 +17,7 @@ import pytest
 
 import fnn
 from fnn.cli import build_parser, main
+from fnn.cli._options import interrupts
 
 pytest.importorskip("sklearn")  # digits is bundled with scikit-learn (the data extra)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -332,3 +333,25 @@ def test_train_read_only_out_fails_before_training(tmp_path):
 def test_train_resume_without_an_interrupted_run_exits_1(tmp_path):
     code, _, stderr = _run(["train", "--data", "xor", "--resume", "--out", str(tmp_path / "r")])
     assert code == 1 and "--resume needs an interrupted run" in stderr, stderr
+
+
+def _fit_failing(after_interrupt):
+    def fit(*args, **kwargs):
+        if after_interrupt:
+            interrupts.append(2)  # as the SIGINT handler records one
+        raise RuntimeError("an XLA error raised while handling the interrupt")
+    return fit
+
+
+def test_train_interrupt_turned_into_another_error_still_exits_130(tmp_path, monkeypatch):
+    monkeypatch.setattr(fnn, "fit", _fit_failing(True))
+    code, _, stderr = _run(["train", "--data", "moons", "--samples", "100", "--epochs", "2",
+                            "--out", str(tmp_path / "run")])
+    assert code == 130 and stderr.startswith("fnn train: interrupted") and "is unchanged" in stderr, stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_error_without_an_interrupt_propagates(tmp_path, monkeypatch):
+    monkeypatch.setattr(fnn, "fit", _fit_failing(False))
+    with pytest.raises(RuntimeError, match="XLA error"):
+        main(["train", "--data", "moons", "--samples", "100", "--epochs", "2", "--out", str(tmp_path / "run")])

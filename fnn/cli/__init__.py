@@ -40,7 +40,7 @@ import threading
 import time
 from typing import Sequence
 
-from fnn.cli._options import Stopped
+from fnn.cli._options import Stopped, interrupts
 from fnn.cli._parser import build_parser
 
 __all__ = ["main", "build_parser"]
@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       2
     """
     started = time.perf_counter()
-    hit: list = []  # an interrupt that something below swallowed still ends as 130
+    hit = interrupts  # an interrupt that something below swallowed still ends as 130
+    hit.clear()
 
     def on_interrupt(signum, frame):
         hit.append(signum)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DATASETS", "OPTIMIZERS", "ACTIVATIONS", "LIMITS", "SEEDS", "check_config", "Stopped"]
+__all__ = ["DATASETS", "OPTIMIZERS", "ACTIVATIONS", "LIMITS", "SEEDS", "check_config", "Stopped", "interrupts"]
 
 DATASETS = ("digits", "breast_cancer", "iris", "moons", "blobs", "spirals", "xor")
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
@@ -18,6 +18,12 @@ SEEDS = (-2**63, 2**63 - 1)
 
 class Stopped(KeyboardInterrupt):
     """Ctrl-C with a note on what was kept (printed after ``interrupted``)."""
+
+
+interrupts: list[int] = []
+"""The SIGINTs the command's handler has seen in this run. A Ctrl-C that lands inside a
+library's compiled-code callback can come out as another exception; with an entry here it
+is still reported as the interrupt it was."""
 
 
 def _count(bound: int, none_ok: bool = False):

@@ -10,7 +10,7 @@ import time
 import warnings
 
 from fnn.cli import _folder
-from fnn.cli._options import LIMITS, Stopped, check_config
+from fnn.cli._options import LIMITS, Stopped, check_config, interrupts
 from fnn.cli._run import (accuracy_text, init, jsonable, parameter_count, score, seconds_since_start, setup,
                           split_state)
 
@@ -143,7 +143,9 @@ def train(args: argparse.Namespace, started: float) -> int:
                          initial=state_path if args.resume else None, early_stopping=_early(args),
                          **({} if model_state is None else {"state": model_state}))
         jax.block_until_ready(result.params)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as error:
+        if not isinstance(error, KeyboardInterrupt) and not interrupts:
+            raise
         kept = (f"; {out!r} is unchanged, and 'fnn train ... --resume' continues from the last saved epoch"
                 if os.path.isfile(state_path) else f"; {out!r} is unchanged")
         raise Stopped(kept) from None
