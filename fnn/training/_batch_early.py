@@ -54,8 +54,7 @@ class BatchEarly:
         if self.rule is None:
             return carry, {}
         e = self.state
-        saved = {"best": e.best, "wait": e.wait, "best_epoch": e.best_epoch, "stopped_epoch": e.stopped_epoch,
-                 "params": e.params, "opt_state": e.opt_state, "model_state": e.model_state}
+        saved: dict = e._asdict()   # as fit's driver keeps it
         stopped, best = (int(np.asarray(local(a))) for a in (e.stopped_epoch, e.best_epoch))
         if final and self.rule.restore_best and best >= 0:
             saved["last"] = {"params": carry[0], "opt_state": carry[1], "state": carry[2]}

@@ -102,9 +102,7 @@ def _result(state: LoopState, members: int | None, epoch: int, reports: tuple = 
     saved = None
     if not (isinstance(state.early, tuple) and not state.early):
         e, last = state.early if len(state.early) == 2 else (state.early, None)
-        saved = {"best": e.best, "wait": e.wait, "best_epoch": e.best_epoch,
-                 "stopped_epoch": e.stopped_epoch, "params": e.params, "opt_state": e.opt_state,
-                 "model_state": e.model_state}
+        saved = e._asdict()         # EarlyState's fields, as checkpoints keep them
         if last is not None:
             saved["last"] = last
         stopped, best = np.asarray(e.stopped_epoch), np.asarray(e.best_epoch)
