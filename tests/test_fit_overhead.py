@@ -1,13 +1,19 @@
 """What a fit call does on the host besides the compiled loop: the start state without a
-dispatch when nothing needs computing, and the label check read once per array."""
+dispatch when nothing needs computing, the label check read once per array, and the wait
+for a call's result (no oversleeping, Ctrl-C at once)."""
 
 from __future__ import annotations
 
 import gc
+import os
+import signal
+import threading
+import time
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import fnn
@@ -62,3 +68,31 @@ def test_check_labels_forgets_an_array_when_it_is_collected():
     del y
     gc.collect()
     assert key not in _data_checks._PASSED
+
+
+@jax.jit
+def _matmul_chain(a, steps):
+    """A program that runs long enough (1,500 256x256 matmuls) to be waited for."""
+    return jax.lax.fori_loop(0, steps, lambda i, b: jnp.tanh(b @ b), a)
+
+
+def test_wait_hands_a_long_wait_to_a_thread_instead_of_sleeping_between_polls(monkeypatch):
+    """Polls that sleep would oversleep the result by up to their last sleep; the wait
+    must return the result without sleeping at all once it is past its spin."""
+    start = jnp.eye(256) * 0.5
+    expected = np.asarray(_matmul_chain(start, 300))
+
+    def refused(seconds):
+        raise AssertionError(f"the wait slept {seconds} s")
+    value = _matmul_chain(start, 300)
+    monkeypatch.setattr(time, "sleep", refused)
+    np.testing.assert_array_equal(_driver._wait(value, spin_s=0.0), expected)
+
+
+def test_wait_is_interrupted_by_ctrl_c_before_the_program_ends():
+    value = _matmul_chain(jnp.eye(256) * 0.5, 1500)
+    threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        _driver._wait(value)
+    assert not value.is_ready()       # it came while the program still ran
+    value.block_until_ready()
