@@ -14,7 +14,6 @@ hundreds of KB each on CPU) and can be deleted at any time.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import jax
@@ -27,8 +26,9 @@ __all__ = ["enable", "default_dir", "ENV_VAR", "MAX_BYTES"]
 #: makes :func:`default_dir` return None, which the ``fnn`` command reads as "disabled".
 ENV_VAR = "FNN_COMPILATION_CACHE"
 
-#: Size at which JAX evicts the least recently used entries (when the ``filelock``
-#: package is installed, which JAX's eviction needs; without it the cache grows).
+#: Size at which JAX evicts the least recently used entries (its eviction needs the
+#: ``filelock`` package, one of fnn's dependencies: every process that shares the
+#: directory then keeps the access-time files that eviction reads).
 MAX_BYTES = 512 * 2**20
 
 _OFF = {"", "0", "off", "none", "false", "no"}
@@ -55,8 +55,7 @@ def enable(path: str | os.PathLike | None = None) -> str:
 
     Sets JAX's persistent compilation cache (``jax_compilation_cache_dir``) with no
     minimum compile time (JAX's default caches only programs that took over a second,
-    which leaves out most of fnn's) and a :data:`MAX_BYTES` size limit where JAX can
-    enforce one (with ``filelock`` installed). It is global to
+    which leaves out most of fnn's) and a :data:`MAX_BYTES` size limit. It is global to
     the process, like any ``jax.config`` setting; call it before the first compilation.
 
     Args:
@@ -82,6 +81,5 @@ def enable(path: str | os.PathLike | None = None) -> str:
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    if importlib.util.find_spec("filelock") is not None:     # JAX's eviction needs it
-        jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return path

@@ -230,14 +230,16 @@ def _cache_entries(cache):
 
 
 def test_train_keeps_compiled_programs_on_disk_and_reuses_them(tmp_path):
-    """In a fresh process: the first run writes the programs it compiled, a second
-    identical run finds every one of them (it adds no entry); the flag turns it off."""
+    """In a fresh process: the first run writes the programs it compiled, each with the
+    access-time file that JAX's size-bounded eviction reads (filelock is a dependency), a
+    second identical run finds every one of them (it adds no entry); the flag turns it off."""
     cache = tmp_path / "xla"
     args = ["train", "--data", "xor", "--hidden", "8", "--epochs", "2", "--no-progress",
             "--out", str(tmp_path / "run")]
     _cli_subprocess(args, cache)
     first = _cache_entries(cache)
     assert first
+    assert all((cache / (name[:-len("cache")] + "atime")).exists() for name in first)
     _cli_subprocess(args, cache)
     assert _cache_entries(cache) == first
     _cli_subprocess(["evaluate", str(tmp_path / "run")], cache)

@@ -96,3 +96,22 @@ def test_wait_is_interrupted_by_ctrl_c_before_the_program_ends():
         _driver._wait(value)
     assert not value.is_ready()       # it came while the program still ran
     value.block_until_ready()
+
+
+@pytest.mark.parametrize("last, spin", [(0.0, _driver.SPIN_S), (1.0, 0.0)])
+def test_fit_polls_before_waiting_only_for_a_runner_whose_last_wait_was_short(problem, monkeypatch, last, spin):
+    """Polling takes a core from the program: a runner that ran long the last time is
+    waited for at once; the wait of this call is what the next call goes by."""
+    cell, spins = [last], []
+    wait = _driver._wait
+
+    def recorded(value, spin_s=_driver.SPIN_S):
+        spins.append(spin_s)
+        return wait(value, spin_s)
+    monkeypatch.setattr(_driver, "_last_wait", lambda cfg, hooked: cell)
+    monkeypatch.setattr(_driver, "_wait", recorded)
+    reference = _fit(problem)
+    assert spins == [spin]
+    assert 0.0 < cell[0] < 1.0
+    monkeypatch.undo()
+    chex.assert_trees_all_equal(reference.params, _fit(problem).params)

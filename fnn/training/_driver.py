@@ -3,6 +3,7 @@ shows progress, rebuilds the last good state after a failure, and stops on Ctrl-
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import warnings
@@ -56,10 +57,11 @@ def _wait(value: jax.Array, spin_s: float = SPIN_S) -> np.ndarray:
     last sleep ends after the result is ready, by up to its length (the earlier
     doubling sleeps, up to 20 ms, cost 10-20% of a 100 ms call).
     """
-    # Polled without waiting at first: starting a thread costs tens of microseconds, and
-    # on a busy machine getting the core back after a wait can take milliseconds, longer
-    # than a short program runs. Not while the program calls a hook: the polling holds
-    # the GIL the hook needs.
+    # Polled without waiting at first, for ``spin_s``: handing the wait to a thread costs
+    # 0.1-0.3 ms, more than a short program runs. But the polling takes a core from the
+    # program (about 1 ms lost of a longer one on 2 cores), so the caller polls only for
+    # programs that were short the last time (:func:`_spin_for`), and never while the
+    # program calls a hook: the polling holds the GIL the hook needs.
     spin_until = time.perf_counter() + spin_s
     # is_ready: on every jax.Array at run time, missing from jax's Array stub.
     while not value.is_ready() and time.perf_counter() < spin_until:  # type: ignore[attr-defined]
@@ -77,6 +79,18 @@ def _wait(value: jax.Array, spin_s: float = SPIN_S) -> np.ndarray:
         while not ready.wait(WAKE_S):
             pass
     return np.asarray(value)        # a view on CPU; jax.device_get costs ~10x more
+
+
+@functools.lru_cache(maxsize=64)
+def _last_wait(cfg: Any, hooked: bool) -> list:
+    """The seconds of the last wait for a result of the runner ``(cfg, hooked)``: one
+    mutable cell per runner, kept as long as ``build_runner`` keeps the runner."""
+    return [0.0]
+
+
+def _spin_for(last_wait: list, hooked: bool) -> float:
+    """How long :func:`_wait` polls: :data:`SPIN_S` unless the last wait was longer (or a hook runs)."""
+    return 0.0 if hooked or last_wait[0] > SPIN_S else SPIN_S
 
 
 class _Flags(NamedTuple):
@@ -200,12 +214,15 @@ def run(p: Prepared) -> FitResult:
     per_epoch = p.on_epoch is not None and not in_loop
     hook = HookRun(p.on_epoch if in_loop else None, all_names)
     call = build_runner(cfg, hooked=True) if in_loop else runner
+    last_wait = _last_wait(cfg, in_loop)
 
     def advance(state: LoopState, stop: int) -> LoopState:
         nonlocal good, flags, alive
         args = (state, p.hyper, p.x, p.y, x_eval, y_eval, np.int32(stop))
         after, packed = call(*args, np.int32(hook.token)) if in_loop else call(*args)
-        flags = _Flags.read(_wait(packed, 0.0 if in_loop else SPIN_S), members)
+        waited = time.perf_counter()
+        flags = _Flags.read(_wait(packed, _spin_for(last_wait, in_loop)), members)
+        last_wait[0] = time.perf_counter() - waited
         if cfg.nan_guard and np.any(alive & ~flags.alive):
             # The runner did not donate `state`: rerun from it (only after a failure),
             # without the hook (its epochs were shown already).
