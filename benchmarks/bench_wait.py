@@ -6,9 +6,8 @@ dispatched and then waited for, interleaved, medians:
 
 * ``block_until_ready``: the blocking wait (not interruptible): the reference;
 * ``fit's wait``: what ``fit`` does: it polls for up to 2 ms when the same program was
-  short the last time, else hands the blocking wait to a thread at once and waits on an
-  event (which Ctrl-C interrupts);
-* ``poll 2 ms first`` and ``thread at once``: the two halves of that rule alone;
+  short the last time, then polls with sleeps of at most 1 ms (which Ctrl-C ends);
+* ``poll 2 ms first`` and ``thread at once`` (no polling first): the two halves of that rule;
 * ``sleeping polls``: the wait fnn had before (polls with sleeps doubling from 0.1 to
   20 ms), which wakes up to a sleep late.
 
