@@ -7,7 +7,7 @@ dispatched and then waited for, interleaved, medians:
 * ``block_until_ready``: the blocking wait (not interruptible): the reference;
 * ``fit's wait``: what ``fit`` does: it polls for up to 2 ms when the same program was
   short the last time, then polls with sleeps of at most 1 ms (which Ctrl-C ends);
-* ``poll 2 ms first`` and ``thread at once`` (no polling first): the two halves of that rule;
+* ``poll 2 ms first`` and ``sleeps at once`` (no polling first): the two halves of that rule;
 * ``sleeping polls``: the wait fnn had before (polls with sleeps doubling from 0.1 to
   20 ms), which wakes up to a sleep late.
 
@@ -69,7 +69,7 @@ def variants(steps: int) -> dict:
         "block_until_ready": lambda: matmul_chain(a, n).block_until_ready(),
         "fit's wait": fits_wait,
         "poll 2 ms first": lambda: _driver._wait(matmul_chain(a, n), _driver.SPIN_S),
-        "thread at once": lambda: _driver._wait(matmul_chain(a, n), 0.0),
+        "sleeps at once": lambda: _driver._wait(matmul_chain(a, n), 0.0),
         "sleeping polls": lambda: sleeping_polls(matmul_chain(a, n)),
     }
 

@@ -1,6 +1,6 @@
 """What a fit call does on the host besides the compiled loop: the start state without a
 dispatch when nothing needs computing, the label check read once per array, and the wait
-for a call's result (no oversleeping, Ctrl-C at once)."""
+for a call's result (sleeps capped, Ctrl-C at once)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_wait_is_interrupted_by_ctrl_c_before_the_program_ends():
 @pytest.mark.parametrize("last, spin", [(0.0, _driver.SPIN_S), (1.0, 0.0)])
 def test_fit_polls_before_waiting_only_for_a_runner_whose_last_wait_was_short(problem, monkeypatch, last, spin):
     """Polling takes a core from the program: a runner that ran long the last time is
-    waited for at once; the wait of this call is what the next call goes by."""
+    waited for without polling first; the wait of this call is what the next call goes by."""
     cell, spins = [last], []
     wait = _driver._wait
 

@@ -27,7 +27,7 @@ __all__ = ["run", "Interrupted"]
 
 # Aim for a progress update about this often (seconds) when the bar is on.
 PROGRESS_INTERVAL_S = 0.25
-# Wait for a call's result this long (seconds) by polling before handing the wait to a thread.
+# Wait for a call's result this long (seconds) by polling before sleeping in between.
 SPIN_S = 2e-3
 # The longest sleep between polls (seconds): a result is seen at most this late.
 MAX_PAUSE_S = 1e-3
@@ -55,8 +55,8 @@ def _wait(value: jax.Array, spin_s: float = SPIN_S) -> np.ndarray:
     from 0.1 ms to at most :data:`MAX_PAUSE_S`, the most a result is seen late (sleeps
     of up to 20 ms, as before, cost 10-20% of a 100 ms call).
     """
-    # Polled without waiting at first, for ``spin_s``: sleeping costs
-    # 0.1-0.3 ms of wake-up, more than a short program runs. But the polling takes a core from the
+    # Polled without sleeping at first, for ``spin_s``: a wake-up from a sleep costs
+    # 0.1-0.3 ms, more than a short program runs. But the polling takes a core from the
     # program (about 1 ms lost of a longer one on 2 cores), so the caller polls only for
     # programs that were short the last time (:func:`_spin_for`), and never while the
     # program calls a hook: the polling holds the GIL the hook needs.
