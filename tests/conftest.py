@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -25,3 +26,19 @@ def x64():
     with jax.enable_x64(True):
         yield
     assert jnp.zeros(()).dtype == default, "x64 leaked out of the x64 fixture"
+
+
+@pytest.fixture
+def ctrl_c():
+    """Python's own SIGINT handler (raise KeyboardInterrupt) for one test, then the old one.
+
+    A process started in the background by a non-interactive shell (``cmd &``, nohup, some
+    CI runners) inherits SIGINT ignored, and Python then installs no handler: a test that
+    sends itself a SIGINT would see nothing happen. Tests that do must not depend on how
+    pytest was started.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -89,7 +89,7 @@ def test_wait_sleeps_at_most_max_pause_between_polls(monkeypatch):
     assert sleeps and max(sleeps) <= _driver.MAX_PAUSE_S
 
 
-def test_wait_is_interrupted_by_ctrl_c_before_the_program_ends():
+def test_wait_is_interrupted_by_ctrl_c_before_the_program_ends(ctrl_c):
     value = _matmul_chain(jnp.eye(256) * 0.5, 1500)
     threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
     with pytest.raises(KeyboardInterrupt):

@@ -490,7 +490,7 @@ def test_ensemble_errors():
         fit_sweep(MODEL, _params(), 0.1, jnp.ones(2), x, y, key=jax.random.key(0))
 
 
-def test_fit_checkpoint_and_resume_after_an_interrupt(tmp_path):
+def test_fit_checkpoint_and_resume_after_an_interrupt(tmp_path, ctrl_c):
     """Checkpoint every 2 epochs; a run interrupted (Ctrl-C) after epoch 4 resumes to 7 exactly."""
     x, y = _data(60)
     opt = O.adam(1e-2)
