@@ -4,6 +4,7 @@ shows progress, rebuilds the last good state after a failure, and stops on Ctrl-
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import warnings
 from typing import Any, Callable, Mapping, NamedTuple, cast
@@ -27,10 +28,10 @@ __all__ = ["run", "Interrupted"]
 
 # Aim for a progress update about this often (seconds) when the bar is on.
 PROGRESS_INTERVAL_S = 0.25
-# Wait for a call's result this long (seconds) by polling before sleeping in between.
+# Wait for a call's result this long (seconds) by polling before handing the wait to a thread.
 SPIN_S = 2e-3
-# The longest sleep between polls (seconds): a result is seen at most this late.
-MAX_PAUSE_S = 1e-3
+# The main thread wakes at least this often (seconds) while it waits for the waiting thread.
+WAKE_S = 0.1
 
 
 class Interrupted(KeyboardInterrupt):
@@ -48,14 +49,15 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _wait(value: jax.Array, spin_s: float = SPIN_S) -> np.ndarray:
-    """``value`` on the host, soon after it is ready, with Ctrl-C handled at once.
+    """``value`` on the host, as soon as it is ready, with Ctrl-C handled at once.
 
     A blocking wait inside XLA would hold the interrupt until the computation ends, so
-    the main thread polls, sleeping in between (a signal ends a sleep). The sleeps grow
-    from 0.1 ms to at most :data:`MAX_PAUSE_S`, the most a result is seen late (sleeps
-    of up to 20 ms, as before, cost 10-20% of a 100 ms call).
+    the blocking wait runs in a daemon thread and the main thread waits on an event,
+    which a signal interrupts. Sleeping between polls instead oversleeps: the last sleep
+    ends after the result is ready, by up to its length (sleeps of up to 20 ms, fnn's
+    wait before, cost 10-20% of a 100 ms call; capped at 1 ms, still 2-10%).
     """
-    # Polled without sleeping at first, for ``spin_s``: a wake-up from a sleep costs
+    # Polled without waiting at first, for ``spin_s``: handing the wait to a thread costs
     # 0.1-0.3 ms, more than a short program runs. But the polling takes a core from the
     # program (about 1 ms lost of a longer one on 2 cores), so the caller polls only for
     # programs that were short the last time (:func:`_spin_for`), and never while the
@@ -64,10 +66,18 @@ def _wait(value: jax.Array, spin_s: float = SPIN_S) -> np.ndarray:
     # is_ready: on every jax.Array at run time, missing from jax's Array stub.
     while not value.is_ready() and time.perf_counter() < spin_until:  # type: ignore[attr-defined]
         pass
-    pause = 1e-4
-    while not value.is_ready():  # type: ignore[attr-defined]  # jax's Array stub lacks is_ready
-        time.sleep(pause)
-        pause = min(pause * 2, MAX_PAUSE_S)
+    if not value.is_ready():  # type: ignore[attr-defined]
+        ready = threading.Event()
+
+        def block() -> None:
+            try:
+                value.block_until_ready()
+            finally:         # an error in the program is raised below, by np.asarray
+                ready.set()
+
+        threading.Thread(target=block, name="fnn-wait", daemon=True).start()
+        while not ready.wait(WAKE_S):
+            pass
     return np.asarray(value)        # a view on CPU; jax.device_get costs ~10x more
 
 
