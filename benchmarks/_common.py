@@ -16,8 +16,8 @@ Timing rules (STYLE.md): the first call (trace + compile + one run) is reported 
 as ``compile_s``; then warm-up calls; every timed result goes through
 ``jax.block_until_ready``; each repeat times ``number`` back-to-back calls (default 1)
 and reports the mean per call; the summary is the median and min over repeats. Peers
-are timed interleaved (round-robin, order rotated every repeat) in one process, so
-drifts in clock speed or background load hit all of them alike.
+are timed interleaved (round-robin, in a fresh seeded random order every repeat) in
+one process, so drifts in clock speed or background load hit all of them alike.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 import platform
+import random
 import statistics
 import time
 from typing import Any, Callable, Sequence
@@ -93,8 +94,10 @@ def time_interleaved(cases: dict[str, tuple[Callable, Sequence[Any]]], *, repeat
                      target_s: float = 0.002) -> dict[str, Timing]:
     """Time each ``name -> (fn, args)`` case round-robin; fns should be jitted.
 
-    Each repeat times ``number`` calls of one case, then moves to the next case, with
-    the order rotated every repeat. The default, one call per repeat and many repeats,
+    Each repeat times ``number`` calls of one case, then moves to the next case, in a
+    fresh (seeded) random order every repeat: a rotated order would keep each case's
+    predecessor fixed, and what one case leaves behind (caches, memory, clock) can
+    move the next one's time by several percent. The default, one call per repeat and many repeats,
     interleaves peers at the finest grain, so that on a shared or throttling machine
     they meet the same load and the median discards the preempted calls. ``number=None``
     calibrates one count for all cases from the slowest, so that a repeat lasts
@@ -108,8 +111,9 @@ def time_interleaved(cases: dict[str, tuple[Callable, Sequence[Any]]], *, repeat
         number = min(calibrate_number(fn, args, target_s) for fn, args in cases.values())
     names = list(cases)
     times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+    order = random.Random(0)
+    for _ in range(repeats):
+        for name in order.sample(names, len(names)):
             fn, args = cases[name]
             times[name].append(per_call_s(fn, args, number))
     return {name: Timing(compile_s[name], times[name], number) for name in names}

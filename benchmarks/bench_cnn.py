@@ -5,7 +5,7 @@ Cases (batch 128, Adam, softmax cross-entropy, 3x3 SAME convs, one 2x2 max pool)
 * ``digits``: 8x8x1 images, conv32-conv64-pool-dense10;
 * ``mnist``: 28x28x1 synthetic images, conv32-conv64-pool-dense128-dense10.
 
-Variants, timed interleaved (round-robin, rotated each repeat) in one process, one unit
+Variants, timed interleaved (round-robin, in a fresh random order each repeat) in one process, one unit
 = one epoch of ``steps`` batches, reported per step:
 
 * ``scan``: hand-written JAX, a jitted epoch (``lax.scan`` over
