@@ -97,8 +97,8 @@ def time_interleaved(cases: dict[str, tuple[Callable, Sequence[Any]]], *, repeat
     Each repeat times ``number`` calls of one case, then moves to the next case, in a
     fresh (seeded) random order every repeat: a rotated order would keep each case's
     predecessor fixed, and what one case leaves behind (caches, memory, clock) can
-    move the next one's time by several percent. The default, one call per repeat and many repeats,
-    interleaves peers at the finest grain, so that on a shared or throttling machine
+    move the next one's time by several percent. The default, one call per repeat and
+    many repeats, interleaves peers at the finest grain, so that on a shared or throttling machine
     they meet the same load and the median discards the preempted calls. ``number=None``
     calibrates one count for all cases from the slowest, so that a repeat lasts
     ``target_s`` (for calls too short for one clock reading).

@@ -5,8 +5,8 @@ Cases (batch 128, Adam, softmax cross-entropy, 3x3 SAME convs, one 2x2 max pool)
 * ``digits``: 8x8x1 images, conv32-conv64-pool-dense10;
 * ``mnist``: 28x28x1 synthetic images, conv32-conv64-pool-dense128-dense10.
 
-Variants, timed interleaved (round-robin, in a fresh random order each repeat) in one process, one unit
-= one epoch of ``steps`` batches, reported per step:
+Variants, timed interleaved (round-robin, in a fresh random order each repeat) in one
+process, one unit = one epoch of ``steps`` batches, reported per step:
 
 * ``scan``: hand-written JAX, a jitted epoch (``lax.scan`` over
   ``lax.conv_general_dilated``, optax Adam): the reference (``ratio`` = median / its);

@@ -2,9 +2,9 @@
 
 Cases (MLP sizes, batch): small 64-128-10/64 and medium 784-512-512-10/256 (the issue's
 targets: fit_batches within 1.15x and 1.05x of fit). For each, in one process with the
-variants interleaved (round-robin, in a fresh random order each repeat), it times one call training
-``steps`` batches (one epoch, Adam, softmax cross-entropy, the same batches in the same
-order) and reports per-step medians:
+variants interleaved (round-robin, in a fresh random order each repeat), it times one
+call training ``steps`` batches (one epoch, Adam, softmax cross-entropy, the same
+batches in the same order) and reports per-step medians:
 
 * ``fit``: ``fnn.fit`` with the data on the device, ``shuffle=False`` (no gather: the
   strictest reference; the reference of ``ratio``);

@@ -2,8 +2,9 @@
 
 Cases (MLP sizes, batch): tiny 2-16-2/4, small 64-128-10/64, medium 784-512-512-10/256,
 large 784-2048-2048-10/1024. For each, in one process with the variants interleaved
-(round-robin, in a fresh random order each repeat), it times one unit of training — ``epochs`` passes
-over ``steps`` batches, Adam, softmax cross-entropy — and reports per-step medians:
+(round-robin, in a fresh random order each repeat), it times one unit of training —
+``epochs`` passes over ``steps`` batches, Adam, softmax cross-entropy — and reports
+per-step medians:
 
 * ``fit``: ``fnn.fit`` (one compiled program, progress off);
 * ``fit[optax.adam]``: the same with optax's Adam;

@@ -8,7 +8,7 @@ dispatched and then waited for, interleaved, medians:
 * ``fit's wait``: what ``fit`` does: it polls for up to 2 ms when the same program was
   short the last time, then blocks in a daemon thread while the main thread waits on
   an event (which Ctrl-C ends);
-* ``poll 2 ms first`` and ``thread at once`` (no polling first): the two halves of that rule;
+* ``poll 2 ms first`` and ``thread at once`` (no polling first): the rule's two halves;
 * ``sleeps <= 1 ms`` and ``sleeps <= 20 ms``: polls with sleeps doubling from 0.1 ms up
   to a cap, which wake up to a sleep late (20 ms: fnn's wait before issue 20).
 

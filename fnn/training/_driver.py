@@ -28,7 +28,7 @@ __all__ = ["run", "Interrupted"]
 
 # Aim for a progress update about this often (seconds) when the bar is on.
 PROGRESS_INTERVAL_S = 0.25
-# Wait for a call's result this long (seconds) by polling before handing the wait to a thread.
+# Poll for a call's result this long (seconds) before handing the wait to a thread.
 SPIN_S = 2e-3
 # The main thread wakes at least this often (seconds) while it waits for the waiting thread.
 WAKE_S = 0.1
