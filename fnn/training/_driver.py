@@ -54,8 +54,8 @@ def _wait(value: jax.Array, spin_s: float = SPIN_S) -> np.ndarray:
     A blocking wait inside XLA would hold the interrupt until the computation ends, so
     the blocking wait runs in a daemon thread and the main thread waits on an event,
     which a signal interrupts. Sleeping between polls instead oversleeps: the last sleep
-    ends after the result is ready, by up to its length (sleeps of up to 20 ms, fnn's
-    wait before, cost 10-20% of a 100 ms call; capped at 1 ms, still 2-10%).
+    ends after the result is ready, by up to its length (figures for both in
+    benchmarks/README.md, "Waiting for a call's result").
     """
     # Polled without waiting at first, for ``spin_s``: handing the wait to a thread costs
     # 0.1-0.3 ms, more than a short program runs. But the polling takes a core from the
